@@ -1,0 +1,1 @@
+"""The agents (imported lazily through :mod:`rlrobust.core.registry`; one module per agent)."""

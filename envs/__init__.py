@@ -1,0 +1,1 @@
+"""Environments and perturbation wrappers (``rlrobust.envs``)."""

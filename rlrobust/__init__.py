@@ -1,0 +1,52 @@
+"""rlrobust: distributional and robust reinforcement-learning agents on one PyTorch core.
+
+Public API (stable): :func:`list_agents`, :func:`make_agent`, :func:`train`, :func:`evaluate`,
+the error classes, and the subpackages ``rlrobust.core``, ``rlrobust.robust``, ``rlrobust.data``,
+``rlrobust.envs``, ``rlrobust.agents``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rlrobust.core.errors import (
+    CheckpointError,
+    ConfigError,
+    NonFiniteError,
+    PerturbationError,
+    RlrobustError,
+    SpaceError,
+    UnknownAgentError,
+)
+from rlrobust.core.registry import list_agents, make_agent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "NonFiniteError",
+    "PerturbationError",
+    "RlrobustError",
+    "SpaceError",
+    "UnknownAgentError",
+    "__version__",
+    "evaluate",
+    "list_agents",
+    "make_agent",
+    "train",
+]
+
+
+def train(*args: Any, **kwargs: Any) -> Any:
+    """Train an agent; see :func:`rlrobust.core.trainer.train`."""
+    from rlrobust.core.trainer import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def evaluate(*args: Any, **kwargs: Any) -> Any:
+    """Evaluate a policy on a perturbation suite; see :func:`rlrobust.evaluation.suite.evaluate`."""
+    from rlrobust.evaluation.suite import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)

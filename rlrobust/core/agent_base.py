@@ -1,0 +1,171 @@
+"""A small base class that implements the bookkeeping half of the Agent protocol once.
+
+Subclasses build their networks and optimizers in ``__init__`` and list them in
+:meth:`AgentBase.networks` and :meth:`AgentBase.optimizers`; they get for free:
+
+* ``state_dict`` / ``load_state_dict`` covering every network (targets included), optimizer,
+  the update counter, the agent's RNG states and any ``extra_state`` (running statistics), with
+  all key/shape problems collected and reported *before* anything is changed;
+* :meth:`check_finite`, which stops an update that produced NaN/inf, naming the term and step;
+* observation conversion and space checks with clear errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrobust.core.errors import CheckpointError, NonFiniteError, SpaceError
+from rlrobust.core.seeding import numpy_generator, numpy_state, set_numpy_state, spawn_seeds, torch_generator
+
+
+class AgentBase:
+    """Shared bookkeeping for agents; see the module docstring."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    offline: ClassVar[bool] = False
+    #: services from :class:`~rlrobust.core.types.TrainingServices` the trainer must provide.
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        config: Any,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
+        self.config = config
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.num_updates = 0
+        torch_seed, numpy_seed, init_seed = spawn_seeds(seed, 3)
+        #: the agent's own generators: sampling in updates (τ, noise) and exploration.
+        self.generator = torch_generator(torch_seed, self.device)
+        self.np_rng = numpy_generator(numpy_seed)
+        # Network initialisation is seeded too (see seeded_init).
+        self._init_seed = init_seed
+
+    # ----------------------------------------------------------------- to be provided
+    def networks(self) -> dict[str, nn.Module]:
+        """Every module whose weights define the agent (online *and* target networks)."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def extra_state(self) -> dict[str, Any]:
+        """Running statistics and other state outside networks/optimizers (tensors or numbers)."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        if state:
+            raise CheckpointError(f"unexpected extra state keys {sorted(state)} for agent {self.name!r}")
+
+    # ----------------------------------------------------------------- helpers for subclasses
+    @contextlib.contextmanager
+    def seeded_init(self) -> Iterator[None]:
+        """Build networks under this agent's seed without touching the caller's global RNG.
+
+        Usage: ``with self.seeded_init(): self.q = mlp(...)``.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._init_seed)
+            yield
+
+    def obs_tensor(self, obs: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A float32 batch ``(B, *obs_shape)`` on the agent's device (unbatched input gets B=1)."""
+        t = torch.as_tensor(np.asarray(obs) if not isinstance(obs, torch.Tensor) else obs, device=self.device)
+        if t.dtype != torch.float32:
+            t = t.float()
+        shape = self.observation_space.shape or ()
+        if t.dim() == len(shape):
+            t = t.unsqueeze(0)
+        return t
+
+    def check_finite(self, values: Mapping[str, torch.Tensor]) -> None:
+        """Raise :class:`NonFiniteError` naming every non-finite term; call before ``step()``."""
+        bad = [k for k, v in values.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            raise NonFiniteError(
+                f"agent {self.name!r}: non-finite {', '.join(bad)} at update {self.num_updates + 1}; "
+                "the step was not applied (check rewards/observations for NaN/inf, or lower the learning rate)"
+            )
+
+    @staticmethod
+    def require_discrete_actions(agent: str, space: gym.Space) -> int:
+        if not isinstance(space, gym.spaces.Discrete):
+            raise SpaceError(f"agent {agent!r} needs a Discrete action space, got {space}")
+        return int(space.n)
+
+    @staticmethod
+    def require_box_actions(agent: str, space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(space, gym.spaces.Box):
+            raise SpaceError(f"agent {agent!r} needs a continuous Box action space, got {space}")
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise SpaceError(
+                f"agent {agent!r} needs finite action bounds (the tanh squashing maps onto them), got {space}"
+            )
+        return space.low.astype(np.float32), space.high.astype(np.float32)
+
+    @staticmethod
+    def require_vector_obs(agent: str, space: gym.Space) -> int:
+        if not isinstance(space, gym.spaces.Box) or len(space.shape or ()) != 1:
+            raise SpaceError(f"agent {agent!r} needs a 1-D Box observation space (a vector), got {space}")
+        return int(space.shape[0])
+
+    # ----------------------------------------------------------------- the protocol
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.name,
+            "num_updates": self.num_updates,
+            "networks": {k: m.state_dict() for k, m in self.networks().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "rng": {"torch": self.generator.get_state(), "numpy": numpy_state(self.np_rng)},
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("agent", self.name) != self.name:
+            raise CheckpointError(
+                f"checkpoint holds agent {state.get('agent')!r}, cannot load it into agent {self.name!r}"
+            )
+        problems: list[str] = []
+        for section, owned in (("networks", self.networks()), ("optimizers", self.optimizers())):
+            given = state.get(section, {})
+            for key in sorted(set(owned) - set(given)):
+                problems.append(f"missing {section}.{key}")
+            for key in sorted(set(given) - set(owned)):
+                problems.append(f"unexpected {section}.{key}")
+        for key, module in self.networks().items():
+            given = state.get("networks", {}).get(key)
+            if given is None:
+                continue
+            own = module.state_dict()
+            problems += [f"missing networks.{key}.{k}" for k in sorted(set(own) - set(given))]
+            problems += [f"unexpected networks.{key}.{k}" for k in sorted(set(given) - set(own))]
+            problems += [
+                f"wrong shape networks.{key}.{k}: checkpoint {tuple(given[k].shape)} vs agent {tuple(v.shape)}"
+                for k, v in own.items()
+                if k in given and tuple(given[k].shape) != tuple(v.shape)
+            ]
+        if problems:
+            raise CheckpointError(f"cannot load state into agent {self.name!r}: " + "; ".join(problems))
+        for key, module in self.networks().items():
+            module.load_state_dict(state["networks"][key])
+        for key, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][key])
+        self.num_updates = int(state["num_updates"])
+        self.generator.set_state(state["rng"]["torch"])
+        set_numpy_state(self.np_rng, state["rng"]["numpy"])
+        self.load_extra_state(state.get("extra", {}))
