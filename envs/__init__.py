@@ -1,1 +1,40 @@
-"""Environments and perturbation wrappers (``rlrobust.envs``)."""
+"""Environments and perturbation wrappers (``rlrobust.envs``).
+
+Names are imported lazily so that ``import rlrobust.envs`` builds no environment and imports
+no MuJoCo until something is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> submodule of rlrobust.envs that defines it
+_EXPORTS: dict[str, str] = {
+    # perturbation.py: robust-MDP adversaries as wrappers
+    "ParameterPerturbation": "perturbation",
+    "DynamicParameterAdversary": "perturbation",
+    "ExternalForceAdversary": "perturbation",
+    "NoisyActionAdversary": "perturbation",
+    "ProbabilisticActionAdversary": "perturbation",
+    "make_env": "perturbation",
+    # mujoco_params.py: named physical parameters
+    "perturbable_parameters": "mujoco_params",
+    # suites.py: parameter boxes
+    "Suite": "suites",
+    "get_suite": "suites",
+    "list_suites": "suites",
+    # tabular.py: tabular and linear MDPs
+    "TabularMDP": "tabular",
+    "BatchedTabularMDP": "tabular",
+    "garnet": "tabular",
+    "river_swim": "tabular",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

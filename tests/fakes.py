@@ -1,0 +1,49 @@
+"""Fakes for the agent contract suite: the spaces each agent is exercised on, synthetic batches.
+
+One entry per agent (keyed by registry name). Add your agent's line when you register it.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrobust.core.types import TransitionBatch
+
+Box = gym.spaces.Box
+Discrete = gym.spaces.Discrete
+
+#: name -> (observation_space, action_space, update_cycle, config overrides for fast tests)
+#: update_cycle: updates needed to touch every trainable parameter (DSAC's delayed actor: 2).
+AGENT_FIXTURES: dict[str, tuple[gym.Space, gym.Space, int, dict]] = {
+    "iqn": (Box(-1, 1, (4,), np.float32), Discrete(3), 1, {"net_arch": [32, 32]}),
+    "dsac": (Box(-1, 1, (3,), np.float32), Box(-2, 2, (2,), np.float32), 2, {"net_arch": [32, 32]}),
+    "idql": (Box(-1, 1, (3,), np.float32), Box(-1, 1, (2,), np.float32), 1, {}),
+    "riql": (Box(-1, 1, (3,), np.float32), Box(-1, 1, (2,), np.float32), 1, {}),
+    "iwocs": (Box(-1, 1, (3,), np.float32), Box(-1, 1, (2,), np.float32), 2, {}),
+    "robust_rvi_q": (Discrete(5), Discrete(3), 1, {}),
+    "dr_rpo": (Discrete(5), Discrete(3), 1, {}),
+}
+
+
+def random_batch(obs_space: gym.Space, act_space: gym.Space, batch_size: int = 16, seed: int = 0,
+                 gamma: float = 0.99) -> TransitionBatch:
+    """A synthetic batch drawn from the spaces (discrete observations stay integer indices)."""
+    obs_space.seed(seed)
+    act_space.seed(seed + 1)
+    rng = np.random.default_rng(seed)
+
+    def obs() -> torch.Tensor:
+        x = np.stack([obs_space.sample() for _ in range(batch_size)])
+        return torch.as_tensor(x, dtype=torch.float32 if isinstance(obs_space, Box) else torch.int64)
+
+    acts = np.stack([act_space.sample() for _ in range(batch_size)])
+    return TransitionBatch(
+        observations=obs(),
+        actions=torch.as_tensor(acts, dtype=torch.float32 if isinstance(act_space, Box) else torch.int64),
+        rewards=torch.as_tensor(rng.normal(size=batch_size), dtype=torch.float32),
+        next_observations=obs(),
+        dones=torch.as_tensor(rng.random(batch_size) < 0.1, dtype=torch.float32),
+        discounts=torch.full((batch_size,), gamma, dtype=torch.float32),
+    )
