@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+
+# Test helpers (fakes.py) import as top-level modules; the repo root itself never goes on sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")

@@ -13,6 +13,7 @@ Subclasses build their networks and optimizers in ``__init__`` and list them in
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -164,7 +165,9 @@ class AgentBase:
         for key, module in self.networks().items():
             module.load_state_dict(state["networks"][key])
         for key, opt in self.optimizers().items():
-            opt.load_state_dict(state["optimizers"][key])
+            # Optimizer.load_state_dict keeps the given tensors when dtype/device already match;
+            # copy them so a state taken from a live agent is never shared with it.
+            opt.load_state_dict(copy.deepcopy(state["optimizers"][key]))
         self.num_updates = int(state["num_updates"])
         self.generator.set_state(state["rng"]["torch"])
         set_numpy_state(self.np_rng, state["rng"]["numpy"])

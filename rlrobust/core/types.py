@@ -87,7 +87,8 @@ class Agent(Protocol):
     num_updates: int
 
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
-        """Actions for a batch of observations ``(B, *obs_shape)`` → ``(B, *act_shape)``.
+        """Actions for a batch of observations ``(B, *obs_shape)`` → ``(B, *act_shape)``;
+        an unbatched observation gives an unbatched action (as SB3's ``predict``).
 
         No gradients; no side effects except advancing the agent's own RNG (exploration).
         """

@@ -1,0 +1,196 @@
+"""Atomic checkpoints with a manifest, rotation, and loading agents back.
+
+Layout of a run directory::
+
+    run_dir/checkpoints/step_000010000/{state.pt, manifest.json}
+    run_dir/checkpoints/best/...          (best evaluation so far, when evaluations run)
+
+A checkpoint is written into a temporary sibling folder and renamed into place only when both
+files are complete, so a crash while writing never leaves a half checkpoint that could be taken
+for the latest one (Dopamine's sentinel idea, via an atomic ``os.replace``). The manifest records
+the format version, library and torch versions, agent name and config, and the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlrobust.core.errors import CheckpointError
+
+FORMAT_VERSION = 1
+STATE_FILE = "state.pt"
+MANIFEST_FILE = "manifest.json"
+_PREFIX = "step_"
+
+
+def _library_version() -> str:
+    from rlrobust import __version__
+
+    return __version__
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(
+    directory: str | Path,
+    agent: Any,
+    *,
+    step: int,
+    trainer_state: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
+    keep: int | None = None,
+    name: str | None = None,
+) -> Path:
+    """Write ``directory/step_<step>/`` atomically and keep only the newest ``keep`` step folders.
+
+    Args:
+        directory: the run's ``checkpoints`` folder.
+        agent: any agent (``state_dict``, ``name``, ``config``, spaces).
+        step: environment (or gradient, offline) step the checkpoint belongs to.
+        trainer_state: replay buffer, collector and trainer counters for an exact resume.
+        run_config: the resolved run configuration (stored in the manifest).
+        keep: rotation: how many step checkpoints to keep (None keeps all).
+        name: folder name instead of ``step_<step>`` (e.g. ``"best"``; never rotated).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / (name or f"{_PREFIX}{step:09d}")
+    tmp = directory / f".tmp-{final.name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    agent_config = config_to_dict(agent.config)
+    payload = {
+        "agent_state": agent.state_dict(),
+        "trainer_state": trainer_state or {},
+        "observation_space": agent.observation_space,
+        "action_space": agent.action_space,
+    }
+    torch.save(payload, tmp / STATE_FILE)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "rlrobust_version": _library_version(),
+        "torch_version": torch.__version__,
+        "agent": agent.name,
+        "agent_config": agent_config,
+        "config_hash": config_hash(agent_config),
+        "step": int(step),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "run_config": run_config or {},
+    }
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+    if final.exists():  # e.g. "best" being replaced: move the old one aside first
+        old = directory / f".old-{final.name}-{os.getpid()}"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    if keep is not None and name is None:
+        for stale in list_checkpoints(directory)[:-keep]:
+            shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Complete step checkpoints in ``directory``, oldest first (temporary folders ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [
+        p for p in directory.iterdir()
+        if p.name.startswith(_PREFIX) and (p / MANIFEST_FILE).is_file() and (p / STATE_FILE).is_file()
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The newest complete checkpoint, or None."""
+    found = list_checkpoints(directory)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """Accept a checkpoint folder, its ``state.pt``, a ``checkpoints`` folder or a run dir."""
+    path = Path(path)
+    if path.is_file() and path.name == STATE_FILE:
+        path = path.parent
+    if (path / MANIFEST_FILE).is_file():
+        return path
+    for candidate in (path, path / "checkpoints"):
+        latest = latest_checkpoint(candidate)
+        if latest is not None:
+            return latest
+    raise CheckpointError(
+        f"no complete checkpoint at {path}; expected a folder holding {MANIFEST_FILE} and {STATE_FILE}, "
+        "a run directory, or its checkpoints/ folder"
+    )
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of a checkpoint; fails on newer formats and warns on version skew."""
+    path = resolve_checkpoint(path)
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"unreadable checkpoint manifest {path / MANIFEST_FILE}: {exc}") from exc
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version!r}, this rlrobust {_library_version()} reads "
+            f"format <= {FORMAT_VERSION}; upgrade rlrobust (pip install -U rlrobust) to load it"
+        )
+    if manifest.get("rlrobust_version") != _library_version():
+        warnings.warn(
+            f"checkpoint {path} was written by rlrobust {manifest.get('rlrobust_version')}, "
+            f"loading with {_library_version()}",
+            stacklevel=2,
+        )
+    return manifest
+
+
+def load_payload(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(manifest, payload)`` of a checkpoint; payload holds agent and trainer state."""
+    path = resolve_checkpoint(path)
+    manifest = read_manifest(path)
+    try:
+        payload = torch.load(path / STATE_FILE, map_location=device, weights_only=False)
+    except Exception as exc:  # torch raises many types for truncated/garbage files
+        raise CheckpointError(f"corrupted checkpoint file {path / STATE_FILE}: {exc}") from exc
+    return manifest, payload
+
+
+def load_agent(path: str | Path, device: str | torch.device = "cpu", *, expected_agent: str | None = None) -> Any:
+    """Rebuild the agent saved at ``path`` (checkpoint folder, ``state.pt`` or run dir).
+
+    Raises:
+        CheckpointError: missing/incomplete/corrupted checkpoint, a newer format, or an agent
+            other than ``expected_agent`` (the message names both).
+    """
+    from rlrobust.core.registry import make_agent
+
+    manifest, payload = load_payload(path, device)
+    name = manifest["agent"]
+    if expected_agent is not None and expected_agent != name:
+        raise CheckpointError(f"checkpoint {path} holds agent {name!r}, expected agent {expected_agent!r}")
+    agent = make_agent(
+        name, payload["observation_space"], payload["action_space"], device=str(device), **manifest["agent_config"]
+    )
+    agent.load_state_dict(payload["agent_state"])
+    return agent

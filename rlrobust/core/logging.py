@@ -1,0 +1,81 @@
+"""Run logging: TensorBoard events, a ``metrics.jsonl`` file and a progress bar.
+
+``metrics.jsonl`` holds one JSON object per logged step. After a resume, rows past the resumed
+step are dropped first, so the file never holds a step twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+
+class RunLogger:
+    """Writes scalar metrics to TensorBoard and ``metrics.jsonl``; drives the progress bar."""
+
+    def __init__(self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run_dir = Path(run_dir)
+        self.tb_dir = self.run_dir / "tb"
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        _truncate_after(self.metrics_path, start_step)
+        self.writer = SummaryWriter(str(self.tb_dir), purge_step=start_step if start_step else None)
+        self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
+                        dynamic_ncols=True, mininterval=1.0)
+        self._last_time = time.perf_counter()
+        self._last_step = start_step
+        self.steps_per_second = math.nan
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Log scalar metrics at ``step`` (env steps online, gradient steps offline)."""
+        now = time.perf_counter()
+        if step > self._last_step:
+            self.steps_per_second = (step - self._last_step) / max(now - self._last_time, 1e-9)
+            metrics = {**metrics, "time/steps_per_second": self.steps_per_second}
+        self._last_time, self._last_step = now, step
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
+        with self.metrics_path.open("a") as fh:
+            fh.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    def progress(self, step: int, recent_return: float | None = None) -> None:
+        self.bar.update(step - self.bar.n)
+        postfix: dict[str, Any] = {}
+        if not math.isnan(self.steps_per_second):
+            postfix["steps/s"] = f"{self.steps_per_second:.0f}"
+        if recent_return is not None:
+            postfix["return"] = f"{recent_return:.1f}"
+        if postfix:
+            self.bar.set_postfix(postfix, refresh=False)
+
+    def write(self, message: str) -> None:
+        """Print a line without breaking the progress bar."""
+        tqdm.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+
+
+def _truncate_after(path: Path, step: int) -> None:
+    """Drop rows logged after ``step`` (they belong to work lost by an interrupted run)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(rows):
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All rows of a run's ``metrics.jsonl``."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

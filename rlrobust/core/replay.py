@@ -1,0 +1,215 @@
+"""Replay buffer with device-resident tensors, and the n-step accumulator that feeds it.
+
+The buffer stores *finished* (possibly n-step) transitions ``(s, a, R, s', done, γ^k)``; the
+:class:`NStepAccumulator` turns the raw one-step stream of each vector sub-env into those, so the
+buffer itself stays a plain circular array and sampling is two tensor ops.
+
+Time limits are handled the way the TD target needs them:
+
+* ``done`` is 1 only on *termination*; a truncated episode still bootstraps;
+* the stored next observation on truncation is the final observation of the episode, never the
+  observation of the next episode's reset (the collector passes the right one in);
+* an n-step window never crosses an episode boundary: at an episode end the pending windows are
+  flushed with ``k < n`` rewards and discount ``γ^k``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlrobust.core.errors import ConfigError
+from rlrobust.core.seeding import torch_generator
+from rlrobust.core.types import TransitionBatch
+
+_FIELDS = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
+
+
+class ReplayBuffer:
+    """A circular buffer of transitions held as tensors on ``device``, sampled uniformly.
+
+    Storage is allocated on the first :meth:`add` (shapes and dtypes come from the data), so the
+    same class serves vector observations, integer (tabular) observations and discrete or
+    continuous actions.
+
+    Args:
+        capacity: maximum number of transitions; the oldest are overwritten first (FIFO).
+        device: where the tensors live (``"cuda"`` keeps sampling on the GPU).
+        seed: seed of the buffer's own sampling generator.
+    """
+
+    def __init__(self, capacity: int, *, device: str | torch.device = "cpu", seed: int = 0) -> None:
+        if capacity <= 0:
+            raise ConfigError(f"replay capacity must be a positive integer, got {capacity}")
+        self.capacity = int(capacity)
+        self.device = torch.device(device)
+        self.generator = torch_generator(seed, self.device)
+        self.storage: dict[str, torch.Tensor] = {}
+        self.pos = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _allocate(self, batch: Mapping[str, torch.Tensor]) -> None:
+        for key, value in batch.items():
+            self.storage[key] = torch.zeros(
+                (self.capacity, *value.shape[1:]), dtype=value.dtype, device=self.device
+            )
+
+    def add(self, **batch: np.ndarray | torch.Tensor) -> None:
+        """Append a batch of E transitions; keys are the :class:`TransitionBatch` fields
+        (``observations, actions, rewards, next_observations, dones, discounts``) plus any extras
+        (e.g. ``step``), each with leading dimension E."""
+        missing = set(_FIELDS) - set(batch)
+        if missing:
+            raise ValueError(f"ReplayBuffer.add is missing fields {sorted(missing)}")
+        tensors = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        if not self.storage:
+            self._allocate(tensors)
+        if set(tensors) != set(self.storage):
+            raise ValueError(f"ReplayBuffer.add got fields {sorted(tensors)}, buffer holds {sorted(self.storage)}")
+        n = int(tensors["rewards"].shape[0])
+        if n > self.capacity:  # only the newest `capacity` rows can survive anyway
+            tensors = {k: v[-self.capacity :] for k, v in tensors.items()}
+            n = self.capacity
+        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+        for key, value in tensors.items():
+            self.storage[key][idx] = value.to(self.storage[key].dtype)
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> TransitionBatch:
+        """A uniform sample (with replacement) from the buffer's own seeded generator."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
+        return self.gather(idx)
+
+    def gather(self, idx: torch.Tensor) -> TransitionBatch:
+        """The transitions at buffer positions ``idx`` as a :class:`TransitionBatch`."""
+        fields = {k: self.storage[k][idx] for k in _FIELDS}
+        extras = {k: v[idx] for k, v in self.storage.items() if k not in _FIELDS}
+        return TransitionBatch(**fields, extras=extras)
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: Any, *, gamma: float, device: str | torch.device = "cpu", seed: int = 0
+    ) -> ReplayBuffer:
+        """A buffer holding a whole offline dataset (one-step transitions, discount ``gamma``).
+
+        ``dataset`` has numpy arrays ``observations, actions, rewards, next_observations,
+        terminals`` (validated by :mod:`rlrobust.data` before it gets here) and optionally a
+        dict ``extras`` of per-transition arrays (e.g. ``corrupted`` flags).
+        """
+        n = len(dataset.rewards)
+        buffer = cls(max(n, 1), device=device, seed=seed)
+        extras = dict(getattr(dataset, "extras", None) or {})
+        buffer.add(
+            observations=np.asarray(dataset.observations, dtype=np.float32),
+            actions=np.asarray(dataset.actions, dtype=np.float32),
+            rewards=np.asarray(dataset.rewards, dtype=np.float32).reshape(n),
+            next_observations=np.asarray(dataset.next_observations, dtype=np.float32),
+            dones=np.asarray(dataset.terminals, dtype=np.float32).reshape(n),
+            discounts=np.full(n, gamma, dtype=np.float32),
+            **{k: np.asarray(v) for k, v in extras.items()},
+        )
+        return buffer
+
+    def state_dict(self) -> dict[str, Any]:
+        """The filled part of the storage, the write position and the sampler's RNG state."""
+        return {
+            "capacity": self.capacity,
+            "pos": self.pos,
+            "size": self.size,
+            "storage": {k: v[: self.size].cpu() for k, v in self.storage.items()},
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if int(state["capacity"]) != self.capacity:
+            raise ConfigError(f"replay capacity {self.capacity} differs from the checkpoint's {state['capacity']}")
+        self.storage = {}
+        if state["storage"]:
+            self._allocate({k: v for k, v in state["storage"].items()})
+            for key, value in state["storage"].items():
+                self.storage[key][: len(value)] = value.to(self.device)
+        self.pos, self.size = int(state["pos"]), int(state["size"])
+        self.generator.set_state(state["rng"])
+
+
+class NStepAccumulator:
+    """Turns per-env one-step transitions into n-step transitions (one window per sub-env).
+
+    For ``n = 1`` it is a pass-through. For ``n > 1`` the transition starting at ``t`` is emitted
+    once ``n`` rewards are known, or earlier when the episode ends (terminated: ``done = 1``;
+    truncated: bootstrap from the final observation with ``γ^k``).
+    """
+
+    def __init__(self, num_envs: int, n_step: int, gamma: float) -> None:
+        if n_step < 1:
+            raise ConfigError(f"n_step must be >= 1, got {n_step}")
+        self.n_step, self.gamma = int(n_step), float(gamma)
+        self.windows: list[deque] = [deque() for _ in range(num_envs)]
+
+    def push(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+        episode_end: np.ndarray,
+        extras: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray] | None:
+        """Feed one vector step; returns the finished transitions (dict of arrays) or None."""
+        extras = extras or {}
+        num_envs = len(rewards)
+        if self.n_step == 1:
+            return {
+                "observations": obs,
+                "actions": actions,
+                "rewards": rewards.astype(np.float32),
+                "next_observations": next_obs,
+                "dones": terminated.astype(np.float32),
+                "discounts": np.full(num_envs, self.gamma, dtype=np.float32),
+                **extras,
+            }
+        out: list[dict[str, Any]] = []
+        for e in range(num_envs):
+            window = self.windows[e]
+            window.append((obs[e], actions[e], float(rewards[e]), {k: v[e] for k, v in extras.items()}))
+            if len(window) == self.n_step or episode_end[e]:
+                # emit the oldest window (full) or, at an episode end, every pending one
+                while window and (len(window) == self.n_step or episode_end[e]):
+                    out.append(self._emit(window, next_obs[e], bool(terminated[e])))
+                    window.popleft()
+        if not out:
+            return None
+        return {k: np.stack([o[k] for o in out]) for k in out[0]}
+
+    def _emit(self, window: deque, next_obs: np.ndarray, terminated: bool) -> dict[str, Any]:
+        ret, discount = 0.0, 1.0
+        for _, _, r, _ in window:
+            ret += discount * r
+            discount *= self.gamma
+        obs, action, _, extras = window[0]
+        return {
+            "observations": obs,
+            "actions": action,
+            "rewards": np.float32(ret),
+            "next_observations": next_obs,
+            "dones": np.float32(terminated),
+            "discounts": np.float32(discount),
+            **extras,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"windows": [list(w) for w in self.windows]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.windows = [deque(w) for w in state["windows"]]

@@ -1,0 +1,190 @@
+"""From a Hydra config to a finished run: the one code path behind ``scripts/train.py`` and
+:func:`rlrobust.train`.
+
+``compose_train_config`` builds the config from ``conf/train.yaml`` (shipped as the package
+``rlrobust.conf``) with the same validation as the CLI: struct mode rejects a typo'd key, and
+an unknown group option lists the available ones. ``run_from_config`` builds env, agent and
+dataset from it, trains, and optionally evaluates on a perturbation suite.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
+from rlrobust.core.registry import build_config, get_agent_class, list_agents, make_agent
+from rlrobust.core.trainer import Trainer, TrainResult, settings_from
+
+CONFIG_MODULE = "rlrobust.conf"
+
+
+def config_options(group: str) -> list[str]:
+    """Option names of a config group (``agent``, ``env``, ``perturbation``, ``dataset``)."""
+    folder = Path(__file__).resolve().parents[2] / "conf" / group
+    if not folder.is_dir():  # installed wheel: conf lives inside the package
+        import rlrobust.conf
+
+        folder = Path(rlrobust.conf.__file__).parent / group
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def _set_checked(node: DictConfig, key: str, value: Any, what: str) -> None:
+    """Set ``node[key]`` in struct mode; an unknown key raises ConfigError listing valid keys."""
+    try:
+        OmegaConf.update(node, key, value, merge=False)
+    except (ConfigAttributeError, ConfigKeyError) as exc:
+        raise ConfigError(f"unknown {what} {key!r}; valid: {choices(node.keys())}") from exc
+
+
+def compose_train_config(
+    *,
+    agent: str,
+    env: str | None = None,
+    perturbation: str | Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    agent_kwargs: Mapping[str, Any] | None = None,
+    trainer_options: Mapping[str, Any] | None = None,
+    suite: str | None = None,
+    top_level: Mapping[str, Any] | None = None,
+) -> DictConfig:
+    """Compose ``conf/train.yaml`` with the given choices and overrides (see module docstring)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    if agent not in list_agents():
+        raise UnknownAgentError(f"unknown agent {agent!r}; registered agents are {choices(list_agents())}")
+    overrides = [f"agent={agent}"]
+    env_is_option = env is not None and env in config_options("env")
+    if env_is_option:
+        overrides.append(f"env={env}")
+    if isinstance(perturbation, str):
+        overrides.append(f"perturbation={perturbation}")
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    if env is not None and not env_is_option:
+        cfg.env.id = env  # a raw gymnasium id
+    if isinstance(perturbation, Mapping):
+        OmegaConf.set_struct(cfg, False)
+        cfg.perturbation = OmegaConf.create(dict(perturbation))
+        OmegaConf.set_struct(cfg, True)
+    if dataset is not None:
+        cfg.dataset.id = dataset
+    if suite is not None:
+        cfg.evaluation.suite = suite
+    for key, value in (agent_kwargs or {}).items():
+        _set_checked(cfg.agent, key, value, f"hyperparameter of agent {agent!r}")
+    for key, value in (trainer_options or {}).items():
+        _set_checked(cfg.trainer, key, value, "trainer option")
+    for key, value in (top_level or {}).items():
+        _set_checked(cfg, key, value, "config key")
+    return cfg
+
+
+def agent_hyperparameters(agent_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``agent:`` node without its ``name``, as plain containers."""
+    plain = OmegaConf.to_container(agent_cfg, resolve=True) if isinstance(agent_cfg, DictConfig) else dict(agent_cfg)
+    plain.pop("name", None)
+    return plain
+
+
+def make_env_factory(env: Any, perturbation: Any = None) -> Callable[[], gym.Env]:
+    """A factory of fresh envs from an env config node, a gymnasium id, an Env or a factory."""
+    if isinstance(env, gym.Env):
+        used = [False]
+
+        def single() -> gym.Env:
+            if used[0]:
+                raise ConfigError("an Env instance can be used for one sub-env only; pass a factory or an id "
+                                  "for num_envs > 1 and for evaluation envs")
+            used[0] = True
+            return env
+
+        return single
+    if callable(env) and not isinstance(env, (str, Mapping, DictConfig)):
+        return env
+    spec = {"id": env} if isinstance(env, str) else OmegaConf.to_container(env, resolve=True) if isinstance(
+        env, DictConfig) else dict(env)
+    pert = OmegaConf.to_container(perturbation, resolve=True) if isinstance(perturbation, DictConfig) else perturbation
+    env_id = spec["id"]
+    kwargs = dict(spec.get("kwargs") or {})
+    if spec.get("max_episode_steps"):
+        kwargs["max_episode_steps"] = int(spec["max_episode_steps"])
+
+    def factory() -> gym.Env:
+        from rlrobust.envs import make_env
+
+        return make_env(env_id, perturbation=pert, **kwargs)
+
+    return factory
+
+
+def default_run_dir(agent: str, env_name: str, seed: int) -> Path:
+    """``runs/<agent>-<env>-seed<seed>-<time with microseconds>-<pid>``: never collides."""
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"{time.time() % 1:.6f}"[1:].replace(".", "-")
+    return Path("runs") / f"{agent}-{env_name}-seed{seed}-{stamp}-{os.getpid()}"
+
+
+def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, dataset: Any = None,
+                    run_dir: str | Path | None = None) -> TrainResult:
+    """Build everything a composed config names and train (then evaluate on the suite, if any)."""
+    settings = settings_from({**OmegaConf.to_container(cfg.trainer, resolve=True),
+                              "total_steps": cfg.total_steps, "seed": cfg.seed})
+    env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
+    if dataset is None and cfg.dataset.get("id"):
+        from rlrobust.data import load_dataset
+
+        dataset = load_dataset(cfg.dataset.id)
+    probe = env_fn() if not isinstance(env, gym.Env) else env
+    obs_space, act_space = probe.observation_space, probe.action_space
+    if not isinstance(env, gym.Env):
+        probe.close()
+    if dataset is not None and not isinstance(dataset, str):
+        from rlrobust.data import check_spaces
+
+        check_spaces(dataset, obs_space, act_space)
+    if agent is None:
+        cls = get_agent_class(cfg.agent.name)
+        build_config(cls.Config, agent_hyperparameters(cfg.agent), agent=cfg.agent.name)  # validate early
+        agent = make_agent(cfg.agent.name, obs_space, act_space, device=settings.device, seed=cfg.seed,
+                           **agent_hyperparameters(cfg.agent))
+    env_name = Path(str(cfg.env.id)).name if env is None or isinstance(env, str) else "custom"
+    run_dir = Path(run_dir or cfg.get("run_dir") or default_run_dir(agent.name, env_name, cfg.seed))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    suite = cfg.evaluation.get("suite")
+    trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset,
+                      run_config=OmegaConf.to_container(cfg, resolve=True), suite=suite)
+    result = trainer.run()
+    if suite:
+        result.metrics.update(evaluate_on_suite(result.agent, cfg, run_dir))
+    return result
+
+
+def evaluate_on_suite(agent: Any, cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+    """Robustness evaluation at the end of a run; writes the report into ``run_dir/evaluation``."""
+    import json
+
+    from rlrobust.evaluation.suite import evaluate
+
+    ev = cfg.evaluation
+    result = evaluate(agent, ev.suite, episodes=int(ev.episodes), seed=int(cfg.seed),
+                      points_per_dim=ev.get("points_per_dim"), workers=ev.get("workers"))
+    out = run_dir / "evaluation"
+    result.save(out)
+    summary = {f"suite/{k}": float(v) for k, v in result.summary().items()}
+    final_path = run_dir / "final_evaluation.json"
+    final = json.loads(final_path.read_text()) if final_path.exists() else {}
+    final.update(summary)
+    final_path.write_text(json.dumps(final, indent=2))
+    print(result)
+    return summary

@@ -1,0 +1,435 @@
+"""The training loop shared by every agent (online and offline).
+
+Online::
+
+    VectorEnv → Collector (one batched ``act`` per vector step) → ReplayBuffer → sample()
+    → agent.update → metrics (TensorBoard, metrics.jsonl, progress bar) → checkpoints
+
+Offline: dataset → ``ReplayBuffer.from_dataset`` → the same update/evaluate/checkpoint loop,
+counting gradient steps instead of environment steps.
+
+Update schedule (SB3 semantics, so SB3 users map one to one): learning starts after
+``learning_starts`` env steps; then every ``train_freq`` *vector* steps the agent makes
+``gradient_steps`` updates (``-1``: as many as env steps were collected).
+
+Resume: a checkpoint holds the agent, the replay buffer, the collector's counters and RNG and
+the trainer's counters. On resume the envs restart from a reset seeded by the run seed and the
+step, and the run ends at exactly ``total_steps``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrobust.core.checkpoint import latest_checkpoint, load_payload, save_checkpoint
+from rlrobust.core.collector import Collector, make_vector_env
+from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
+from rlrobust.core.logging import RunLogger
+from rlrobust.core.replay import ReplayBuffer
+from rlrobust.core.seeding import spawn_seeds
+from rlrobust.core.types import TrainingServices, TransitionBatch
+
+RESUME_MODES = ("auto", "must", "never")
+
+
+@dataclasses.dataclass
+class TrainerSettings:
+    """Trainer options (``trainer:`` in ``conf/train.yaml``).
+
+    Attributes:
+        total_steps: env steps (online) or gradient steps (offline) to run.
+        seed: run seed; env resets, replay sampling and agents derive their seeds from it.
+        num_envs: sub-envs of the vector env (``total_steps`` must be a multiple).
+        vectorization: ``sync`` or ``async`` (async only pays off for slow envs on many cores).
+        eval_interval: steps between evaluations in the nominal env (0 disables).
+        eval_episodes: episodes per periodic evaluation.
+        final_eval_episodes: episodes of the final nominal evaluation (0 disables).
+        checkpoint_interval: steps between checkpoints (0: only the final one).
+        keep_checkpoints: how many step checkpoints rotation keeps.
+        resume: ``auto`` (resume when the run dir has a checkpoint), ``must`` (fail without
+            one), ``never`` (start fresh even if checkpoints exist).
+        log_interval: steps between metric rows.
+        progress: show a progress bar with steps/s and the recent return.
+        torch_threads: torch intra-op threads (1 is fastest for small nets on shared CPUs).
+        device: where the agent and the replay buffer live.
+    """
+
+    total_steps: int = 10_000
+    seed: int = 0
+    num_envs: int = 1
+    vectorization: str = "sync"
+    eval_interval: int = 0
+    eval_episodes: int = 10
+    final_eval_episodes: int = 10
+    checkpoint_interval: int = 0
+    keep_checkpoints: int = 2
+    resume: str = "auto"
+    log_interval: int = 1000
+    progress: bool = True
+    torch_threads: int | None = 1
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if self.resume not in RESUME_MODES:
+            raise ConfigError(f"unknown resume mode {self.resume!r}; valid: {RESUME_MODES}")
+        if self.total_steps <= 0:
+            raise ConfigError(f"total_steps must be positive, got {self.total_steps}")
+        if self.total_steps % self.num_envs:
+            raise ConfigError(
+                f"total_steps={self.total_steps} is not a multiple of num_envs={self.num_envs}; "
+                "a vector step advances every sub-env, so the run could not end at exactly total_steps"
+            )
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    agent: Any
+    run_dir: Path
+    metrics: dict[str, float]
+
+
+class Trainer:
+    """Runs one training job; see the module docstring.
+
+    Args:
+        agent: the agent to train.
+        env_fn: builds one environment of the task (also used for evaluation).
+        settings: trainer options.
+        run_dir: where checkpoints, TensorBoard events and metrics go.
+        dataset: an offline dataset (:mod:`rlrobust.data`); switches to the offline loop.
+        run_config: the resolved configuration, stored in checkpoints.
+        suite: a perturbation suite id for services that need one (IWOCS).
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        env_fn: Callable[[], gym.Env],
+        settings: TrainerSettings,
+        run_dir: str | Path,
+        *,
+        dataset: Any = None,
+        run_config: dict[str, Any] | None = None,
+        suite: Any = None,
+    ) -> None:
+        settings.validate()
+        self.agent, self.env_fn, self.settings = agent, env_fn, settings
+        self.run_dir = Path(run_dir)
+        self.dataset, self.run_config, self.suite = dataset, run_config or {}, suite
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        cfg = agent.config
+        self.batch_size = int(getattr(cfg, "batch_size", 256))
+        self.learning_starts = int(getattr(cfg, "learning_starts", 0))
+        self.train_freq = int(getattr(cfg, "train_freq", 1))
+        self.gradient_steps = int(getattr(cfg, "gradient_steps", 1))
+        self.gamma = float(getattr(cfg, "gamma", 0.99))
+        self.n_step = int(getattr(cfg, "n_step", 1))
+        self.fresh = getattr(agent, "batch_source", "replay") == "fresh"
+        self.offline = dataset is not None
+        if getattr(agent, "offline", False) and not self.offline:
+            raise ConfigError(f"agent {agent.name!r} learns offline only: pass a dataset (dataset=<id or path>)")
+        self.buffer_seed, self.collector_seed, self.eval_seed = spawn_seeds(settings.seed, 3)
+        self.best_eval = -math.inf
+        self.step = 0
+        self._fresh: list[dict[str, np.ndarray]] = []
+
+    # ------------------------------------------------------------------ services
+    def services(self) -> TrainingServices:
+        probe = self.env_fn()
+        unwrapped = probe.unwrapped
+        model = None
+        if hasattr(unwrapped, "P") and hasattr(unwrapped, "R"):
+            model = (torch.as_tensor(unwrapped.P), torch.as_tensor(unwrapped.R))
+        generative = unwrapped.generative_model() if hasattr(unwrapped, "generative_model") else None
+        probe.close()
+        return TrainingServices(
+            make_env=self.env_fn,
+            evaluate=lambda params, episodes=5: self.evaluate(episodes, params=params)[0],
+            suite=self.suite,
+            model=model,
+            generative_model=generative,
+        )
+
+    def _attach_services(self) -> None:
+        required = set(getattr(self.agent, "requires", ()))
+        if not required and not hasattr(self.agent, "attach"):
+            return
+        services = self.services()
+        missing = sorted(r for r in required if getattr(services, r, None) is None)
+        if missing:
+            raise ConfigError(
+                f"agent {self.agent.name!r} needs {', '.join(missing)} from the environment/run, which this run "
+                f"does not provide (env: {self.run_config.get('env', {}).get('id', 'given object')}; "
+                f"suite: {self.suite!r}); see the agent's documentation for what it requires"
+            )
+        if hasattr(self.agent, "attach"):
+            self.agent.attach(services)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, episodes: int, *, params: Mapping[str, float] | None = None) -> tuple[float, float]:
+        """Mean and std of the deterministic policy's return over ``episodes`` seeded episodes."""
+        env = self.env_fn()
+        try:
+            if params:
+                env.get_wrapper_attr("set_params")(**dict(params))
+            returns = []
+            for k in range(episodes):
+                obs, _ = env.reset(seed=self.eval_seed + k)
+                total, done = 0.0, False
+                while not done:
+                    action = self.agent.act(np.asarray(obs)[None], deterministic=True)[0]
+                    obs, reward, terminated, truncated, _ = env.step(action)
+                    total += float(reward)
+                    done = terminated or truncated
+                returns.append(total)
+        finally:
+            env.close()
+        return float(np.mean(returns)), float(np.std(returns))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _trainer_state(self, buffer: ReplayBuffer | None, collector: Collector | None) -> dict[str, Any]:
+        state: dict[str, Any] = {"step": self.step, "best_eval": self.best_eval}
+        if buffer is not None:
+            # Offline data is reloaded from the dataset; only the sampler state is needed.
+            state["replay"] = {"rng": buffer.generator.get_state()} if self.offline else buffer.state_dict()
+        if collector is not None:
+            state["collector"] = collector.state_dict()
+        return state
+
+    def _save(self, buffer: ReplayBuffer | None, collector: Collector | None, name: str | None = None) -> Path:
+        return save_checkpoint(
+            self.checkpoint_dir, self.agent, step=self.step, trainer_state=self._trainer_state(buffer, collector),
+            run_config=self.run_config, keep=self.settings.keep_checkpoints, name=name,
+        )
+
+    def _maybe_resume(self, buffer: ReplayBuffer | None, collector: Collector | None) -> str:
+        mode = self.settings.resume
+        latest = latest_checkpoint(self.checkpoint_dir)
+        if mode == "must" and latest is None:
+            raise CheckpointError(f"resume='must' but {self.checkpoint_dir} holds no complete checkpoint")
+        if latest is None or mode == "never":
+            return "fresh start"
+        manifest, payload = load_payload(latest, self.agent.device)
+        if manifest["agent"] != self.agent.name:
+            raise CheckpointError(
+                f"run dir {self.run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
+                f"cannot resume agent {self.agent.name!r} from it; use another run_dir or resume=never"
+            )
+        self.agent.load_state_dict(payload["agent_state"])
+        state = payload["trainer_state"]
+        self.step, self.best_eval = int(state["step"]), float(state["best_eval"])
+        if buffer is not None:
+            if self.offline:
+                buffer.generator.set_state(state["replay"]["rng"])
+            else:
+                buffer.load_state_dict(state["replay"])
+        if collector is not None:
+            collector.load_state_dict(state["collector"])
+        return f"resumed from {latest} at step {self.step}"
+
+    # ------------------------------------------------------------------ the loops
+    def run(self) -> TrainResult:
+        if self.settings.torch_threads:
+            torch.set_num_threads(int(self.settings.torch_threads))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._attach_services()
+        return self._run_offline() if self.offline else self._run_online()
+
+    def _update(self, batch: TransitionBatch, logger: RunLogger) -> dict[str, float]:
+        try:
+            return self.agent.update(batch)
+        except NonFiniteError as exc:
+            latest = latest_checkpoint(self.checkpoint_dir)
+            where = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written yet"
+            logger.write(f"training stopped at step {self.step}: {exc}; {where}")
+            logger.close()
+            raise NonFiniteError(f"{exc} (run step {self.step}; {where})") from exc
+
+    def _periodic(self, logger: RunLogger, buffer: Any, collector: Any, metrics: dict[str, float]) -> None:
+        s = self.settings
+        if s.eval_interval and self.step % s.eval_interval == 0:
+            mean, std = self.evaluate(s.eval_episodes)
+            metrics.update({"eval/return_mean": mean, "eval/return_std": std})
+            logger.write(f"step {self.step}: eval return {mean:.2f} ± {std:.2f}")
+            if mean > self.best_eval:
+                self.best_eval = mean
+                self._save(buffer, collector, name="best")
+        if metrics:
+            logger.log(self.step, metrics)
+        if s.checkpoint_interval and self.step % s.checkpoint_interval == 0 and self.step < s.total_steps:
+            self._save(buffer, collector)
+
+    def _run_online(self) -> TrainResult:
+        s = self.settings
+        buffer = ReplayBuffer(int(getattr(self.agent.config, "buffer_size", 1_000_000)),
+                              device=self.agent.device, seed=self.buffer_seed)
+        collector = Collector(make_vector_env(self.env_fn, s.num_envs, s.vectorization),
+                              n_step=self.n_step, gamma=self.gamma, seed=self.collector_seed)
+        status = self._maybe_resume(buffer, collector)
+        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress)
+        logger.write(f"{self.agent.name}: {status}; run dir {self.run_dir}")
+        # After a resume the envs restart from a reset seeded by (seed, step): reproducible.
+        collector.reset(reset_seed=self.collector_seed + self.step)
+        set_progress = getattr(self.agent, "set_progress", None)
+        updates_per_train = self.gradient_steps if self.gradient_steps > 0 else self.train_freq * s.num_envs
+        last: dict[str, float] = {}
+        try:
+            while self.step < s.total_steps:
+                if set_progress is not None:
+                    set_progress(self.step / s.total_steps)
+                policy = None if self.step < self.learning_starts else self.agent.act
+                episodes = collector.step(policy, None if self.fresh else buffer)
+                if self.fresh:
+                    self._fresh.append(collector.last_transitions)
+                self.step = collector.total_steps
+                vector_steps = self.step // s.num_envs
+                if self.step >= self.learning_starts and vector_steps % self.train_freq == 0:
+                    if self.fresh:
+                        last = self._update(_stack_fresh(self._fresh, self.agent.device), logger)
+                        self._fresh = []
+                    elif len(buffer) > 0:
+                        for _ in range(updates_per_train):
+                            last = self._update(buffer.sample(self.batch_size), logger)
+                metrics: dict[str, float] = {}
+                for ep in episodes:
+                    logger.writer.add_scalar("train/episode_return", ep["return"], self.step)
+                if self.step % s.log_interval < s.num_envs or self.step == s.total_steps:
+                    metrics.update({f"train/{k}": v for k, v in last.items()})
+                    if collector.recent_returns:
+                        metrics["train/return_recent"] = float(np.mean(collector.recent_returns))
+                    metrics["train/episodes"] = collector.episodes
+                self._periodic(logger, buffer, collector, metrics)
+                recent = float(np.mean(collector.recent_returns)) if collector.recent_returns else None
+                logger.progress(self.step, recent)
+            self._save(buffer, collector)
+            final = self._final_metrics(logger, collector)
+        finally:
+            logger.close()
+            collector.close()
+        return TrainResult(self.agent, self.run_dir, final)
+
+    def _run_offline(self) -> TrainResult:
+        s = self.settings
+        buffer = ReplayBuffer.from_dataset(self.dataset, gamma=self.gamma, device=self.agent.device,
+                                           seed=self.buffer_seed)
+        prepare = getattr(self.agent, "prepare", None)
+        if prepare is not None:
+            prepare(self.dataset)
+        status = self._maybe_resume(buffer, None)
+        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress)
+        logger.write(f"{self.agent.name}: offline, {len(buffer)} transitions; {status}; run dir {self.run_dir}")
+        last: dict[str, float] = {}
+        try:
+            while self.step < s.total_steps:
+                last = self._update(buffer.sample(self.batch_size), logger)
+                self.step += 1
+                metrics = {f"train/{k}": v for k, v in last.items()} if self.step % s.log_interval == 0 else {}
+                self._periodic(logger, buffer, None, metrics)
+                logger.progress(self.step)
+            self._save(buffer, None)
+            final = self._final_metrics(logger, None)
+        finally:
+            logger.close()
+        return TrainResult(self.agent, self.run_dir, final)
+
+    def _final_metrics(self, logger: RunLogger, collector: Collector | None) -> dict[str, float]:
+        final: dict[str, float] = {"steps": float(self.step)}
+        if collector is not None:
+            final["episodes"] = float(collector.episodes)
+            if collector.recent_returns:
+                final["train/return_recent"] = float(np.mean(collector.recent_returns))
+        if not math.isnan(logger.steps_per_second):
+            final["time/steps_per_second"] = logger.steps_per_second
+        if self.settings.final_eval_episodes:
+            mean, std = self.evaluate(self.settings.final_eval_episodes)
+            final.update({"eval/return_mean": mean, "eval/return_std": std})
+            logger.log(self.step, {"eval/return_mean": mean, "eval/return_std": std})
+        (self.run_dir / "final_evaluation.json").write_text(json.dumps(final, indent=2))
+        return final
+
+
+def _stack_fresh(chunks: list[dict[str, np.ndarray] | None], device: torch.device) -> TransitionBatch:
+    """One batch from the transitions collected since the last update (on-policy agents)."""
+    chunks = [c for c in chunks if c]
+    keys = chunks[0].keys()
+    arrays = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in keys}
+    tensors = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
+    core = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
+    return TransitionBatch(**{k: tensors[k] for k in core},
+                           extras={k: v for k, v in tensors.items() if k not in core})
+
+
+def settings_from(options: Mapping[str, Any]) -> TrainerSettings:
+    """:class:`TrainerSettings` from a mapping, rejecting unknown option names."""
+    valid = {f.name for f in dataclasses.fields(TrainerSettings)}
+    unknown = set(options) - valid
+    if unknown:
+        raise ConfigError(f"unknown trainer option(s) {choices(unknown)}; valid: {choices(valid)}")
+    return TrainerSettings(**dict(options))
+
+
+def train(
+    agent: Any,
+    env: Any = None,
+    *,
+    total_steps: int,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    dataset: Any = None,
+    agent_kwargs: Mapping[str, Any] | None = None,
+    perturbation: Any = None,
+    suite: str | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train an agent; the Python twin of ``python scripts/train.py``.
+
+    It composes the same Hydra config as the CLI (``conf/train.yaml``) and runs it, so the
+    defaults and validation are the CLI's.
+
+    Args:
+        agent: a registered agent name (``"iqn"``) or an agent instance.
+        env: a gymnasium id (``"CartPole-v1"``), a ``conf/env`` option name (``"cartpole"``), a
+            ``gym.Env`` instance (``num_envs=1`` only) or a factory returning a fresh env.
+        total_steps: env steps online, gradient steps offline.
+        seed: the run seed.
+        run_dir: output folder (default ``runs/<agent>-<env>-seed<seed>``); an existing run dir
+            with checkpoints resumes (``resume="auto"``).
+        dataset: offline dataset: a Minari id, a dataset folder or HDF5 path, or a loaded dataset.
+        agent_kwargs: the agent's hyperparameters (SB3 names where SB3 has the concept).
+        perturbation: a ``conf/perturbation`` option name or mapping (training under
+            perturbation, e.g. domain randomization).
+        suite: a perturbation suite id; the final evaluation also runs on it.
+        **options: trainer settings (:class:`TrainerSettings`), e.g. ``num_envs=4``.
+    """
+    from rlrobust.core.runner import compose_train_config, run_from_config
+
+    overrides: dict[str, Any] = {"total_steps": total_steps, "seed": seed}
+    if run_dir is not None:
+        overrides["run_dir"] = str(run_dir)
+    cfg = compose_train_config(
+        agent=agent if isinstance(agent, str) else agent.name,
+        env=env if isinstance(env, str) else None,
+        perturbation=perturbation,
+        agent_kwargs=agent_kwargs,
+        trainer_options=options,
+        suite=suite,
+        top_level=overrides,
+        dataset=dataset if isinstance(dataset, str) else None,
+    )
+    return run_from_config(
+        cfg,
+        agent=None if isinstance(agent, str) else agent,
+        env=None if isinstance(env, str) else env,
+        dataset=None if isinstance(dataset, str) else dataset,
+    )

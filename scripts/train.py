@@ -1,0 +1,32 @@
+"""Train an agent from the Hydra config: ``python scripts/train.py agent=iqn env=cartpole``.
+
+Multirun: ``python scripts/train.py -m seed=0,1,2`` (``hydra/launcher=joblib_local`` or ``slurm``
+to run jobs in parallel). Wiring only: everything happens in :mod:`rlrobust.core.runner`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from rlrobust.core.registry import list_agents
+from rlrobust.core.runner import run_from_config
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    if cfg.agent.name not in list_agents():
+        raise SystemExit(f"agent {cfg.agent.name!r} is not registered; registered: {list_agents()}")
+    run_dir = cfg.run_dir or HydraConfig.get().runtime.output_dir
+    result = run_from_config(cfg, run_dir=run_dir)
+    print(json.dumps(result.metrics, indent=2))
+    print(f"run dir: {result.run_dir}\n  TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}\n"
+          f"  checkpoints: {result.run_dir / 'checkpoints'}")
+    return float(result.metrics.get("eval/return_mean", float("nan")))
+
+
+if __name__ == "__main__":
+    main()
