@@ -3,6 +3,7 @@ agent: a new agent is covered the moment it registers."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from fakes import AGENT_FIXTURES, random_batch
 
 import rlrobust
 from rlrobust.core.checkpoint import load_agent, save_checkpoint
-from rlrobust.core.errors import CheckpointError, RlrobustError
+from rlrobust.core.errors import CheckpointError, NonFiniteError, RlrobustError
 from rlrobust.core.types import Agent
 
 AGENTS = rlrobust.list_agents()
@@ -213,6 +214,23 @@ def test_d1_d2_same_seed_same_run_other_seed_differs(name):
     np.testing.assert_array_equal(a.act(obs), b.act(obs))  # exploration draws identical too
     ta, tc = flat_tensors(a.state_dict()["networks"]), flat_tensors(c.state_dict()["networks"])
     assert any(not torch.equal(ta[k], tc[k]) for k in ta), "different seeds gave identical parameters"
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_j1_nan_reward_raises_and_leaves_parameters_unchanged(name):
+    agent = build(name)
+    run_updates(agent, name, 2)
+    before = agent.state_dict()
+    before = {"networks": copy.deepcopy(before["networks"]), "num_updates": before["num_updates"]}
+    obs_space, act_space, _, _ = AGENT_FIXTURES[name]
+    batch = random_batch(obs_space, act_space, seed=42)
+    batch.rewards[3] = float("nan")
+    with pytest.raises(NonFiniteError) as info:
+        agent.update(batch)
+    message = str(info.value)
+    assert "loss" in message and "update 3" in message, message  # names the term and the step
+    assert agent.num_updates == before["num_updates"]
+    assert_states_equal(before["networks"], agent.state_dict()["networks"])
 
 
 def test_every_registered_agent_has_a_fixture_and_errors_subclass_base():

@@ -1,0 +1,147 @@
+"""Replay buffer, n-step accumulator and collector (§9 B6, G4, C7-style time-limit handling)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlrobust.core.collector import Collector, make_vector_env
+from rlrobust.core.errors import ConfigError, NonFiniteError
+from rlrobust.core.replay import NStepAccumulator, ReplayBuffer
+
+
+def rows(n, start=0, obs_dim=2):
+    i = np.arange(start, start + n, dtype=np.float32)
+    return dict(observations=np.repeat(i[:, None], obs_dim, 1), actions=i.astype(np.int64), rewards=i,
+                next_observations=np.repeat(i[:, None] + 1, obs_dim, 1), dones=np.zeros(n, np.float32),
+                discounts=np.full(n, 0.9, np.float32))
+
+
+def test_fifo_overwrite_order_and_size():
+    buf = ReplayBuffer(5)
+    buf.add(**rows(3))
+    buf.add(**rows(4, start=3))  # 7 rows into capacity 5: rows 0 and 1 are overwritten
+    assert len(buf) == 5
+    assert sorted(buf.storage["rewards"].tolist()) == [2, 3, 4, 5, 6]
+    assert buf.storage["rewards"][0].item() == 5 and buf.storage["rewards"][1].item() == 6
+
+
+def test_seeded_sampler_is_reproducible_and_state_restores():
+    a, b = ReplayBuffer(100, seed=3), ReplayBuffer(100, seed=3)
+    for buf in (a, b):
+        buf.add(**rows(50))
+    assert torch.equal(a.sample(32).rewards, b.sample(32).rewards)
+    state = a.state_dict()
+    first = a.sample(16).rewards
+    c = ReplayBuffer(100, seed=999)
+    c.load_state_dict(state)
+    assert torch.equal(c.sample(16).rewards, first)
+    assert len(c) == 50
+
+
+def test_extras_travel_with_the_batch():
+    buf = ReplayBuffer(10)
+    buf.add(**rows(4), step=np.arange(4))
+    batch = buf.sample(8)
+    assert torch.equal(batch.extras["step"].float(), batch.rewards)
+
+
+def test_nstep_hand_computation_and_truncation_bootstrap():
+    gamma = 0.5
+    acc = NStepAccumulator(num_envs=1, n_step=3, gamma=gamma)
+    out = []
+    rewards = [1.0, 2.0, 3.0, 4.0]
+    for t, r in enumerate(rewards):
+        last = t == len(rewards) - 1
+        res = acc.push(np.array([[t]]), np.array([0]), np.array([r]), np.array([[t + 1]]),
+                       terminated=np.array([False]), episode_end=np.array([last]))
+        if res is not None:
+            out += [dict(zip(res, vals)) for vals in zip(*res.values())]
+    # windows starting at t = 0, 1 are full (3 rewards); t = 2, 3 are flushed at the truncation
+    assert [float(o["observations"][0]) for o in out] == [0, 1, 2, 3]
+    np.testing.assert_allclose([o["rewards"] for o in out], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3 + 0.25 * 4,
+                                                             3 + 0.5 * 4, 4])
+    np.testing.assert_allclose([o["discounts"] for o in out], [0.125, 0.125, 0.25, 0.5])
+    assert [float(o["next_observations"][0]) for o in out] == [3, 4, 4, 4]
+    assert all(o["dones"] == 0 for o in out)  # truncation is not termination
+
+
+def test_nstep_termination_sets_done_for_every_pending_window():
+    acc = NStepAccumulator(num_envs=1, n_step=5, gamma=0.9)
+    acc.push(np.array([[0]]), np.array([0]), np.array([1.0]), np.array([[1]]), np.array([False]), np.array([False]))
+    res = acc.push(np.array([[1]]), np.array([0]), np.array([1.0]), np.array([[2]]), np.array([True]),
+                   np.array([True]))
+    assert res["dones"].tolist() == [1.0, 1.0]
+    np.testing.assert_allclose(res["rewards"], [1.9, 1.0])
+
+
+class CountingEnv(gym.Env):
+    """obs = step index; reward 1; truncates after `limit` steps (never terminates)."""
+
+    observation_space = gym.spaces.Box(0, 1000, (1,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, limit=5, nan_at=None):
+        self.limit, self.nan_at, self.t = limit, nan_at, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float("nan") if self.nan_at == self.t else 1.0
+        return np.array([self.t], np.float32), reward, False, self.t >= self.limit, {}
+
+
+def test_collector_stores_final_obs_on_truncation_and_counts_every_env_step():
+    envs = make_vector_env(lambda: CountingEnv(limit=5), num_envs=3)
+    collector = Collector(envs, seed=0)
+    buf = ReplayBuffer(100)
+    finished = []
+    for _ in range(7):
+        finished += collector.step(lambda obs: np.zeros(len(obs), np.int64), buf)
+    assert collector.total_steps == 21 and len(buf) == 21
+    obs = buf.storage["observations"][:21, 0]
+    nxt = buf.storage["next_observations"][:21, 0]
+    assert torch.equal(nxt, obs + 1)  # never the reset observation (0) after the last step
+    assert buf.storage["dones"].sum() == 0
+    assert [ep["length"] for ep in finished] == [5, 5, 5]
+    assert collector.episodes == 3
+    assert buf.storage["step"].max() == 4
+    collector.close()
+
+
+def test_collector_raises_on_non_finite_env_output_naming_the_env():
+    envs = make_vector_env(lambda: CountingEnv(nan_at=2), num_envs=2)
+    collector = Collector(envs)
+    collector.step(None, None)
+    with pytest.raises(NonFiniteError, match="env 0 returned a non-finite reward"):
+        collector.step(None, None)
+    collector.close()
+
+
+def test_async_and_sync_collectors_agree():
+    def run(vectorization):
+        collector = Collector(make_vector_env(lambda: gym.make("CartPole-v1"), 2, vectorization), seed=5)
+        buf = ReplayBuffer(1000)
+        for _ in range(60):
+            collector.step(None, buf)
+        collector.close()
+        return buf.storage
+
+    sync, asyn = run("sync"), run("async")
+    for key in sync:
+        assert torch.equal(sync[key], asyn[key]), key
+
+
+def test_bad_settings_name_the_valid_choices():
+    with pytest.raises(ConfigError, match="sync"):
+        make_vector_env(lambda: CountingEnv(), 1, "threads")
+    with pytest.raises(ConfigError, match="n_step"):
+        NStepAccumulator(1, 0, 0.9)
+    with pytest.raises(ConfigError, match="positive"):
+        ReplayBuffer(0)
