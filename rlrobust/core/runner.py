@@ -141,9 +141,9 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
                               "total_steps": cfg.total_steps, "seed": cfg.seed})
     env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     if dataset is None and cfg.dataset.get("id"):
-        from rlrobust.data import load_dataset
+        from rlrobust.data import dataset_from_config
 
-        dataset = load_dataset(cfg.dataset.id)
+        dataset = dataset_from_config(OmegaConf.to_container(cfg.dataset, resolve=True))
     probe = env_fn() if not isinstance(env, gym.Env) else env
     obs_space, act_space = probe.observation_space, probe.action_space
     if not isinstance(env, gym.Env):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -74,8 +75,12 @@ def test_i3_i4_cli_errors(tmp_path):
     assert out.returncode != 0 and "lrr" in out.stderr
 
 
+OFFLINE_SMOKE = ["env=pendulum", "total_steps=20", "dataset.id=smoke/pendulum/random-v0", "agent.batch_size=32"]
+
 # Tiny overrides per agent for the CLI smoke run. A newly registered agent must add its line.
 SMOKE = {
+    "idql": OFFLINE_SMOKE + ["agent.num_samples=4", "agent.score_width=32", "agent.score_blocks=1"],
+    "riql": OFFLINE_SMOKE + ["agent.net_arch=[16,16]"],
     "iqn": ["env=cartpole", "total_steps=300", "agent.learning_starts=100", "agent.net_arch=[16,16]"],
     "dsac": ["env=pendulum", "total_steps=300", "agent.learning_starts=100", "agent.net_arch=[16,16]"],
 }
@@ -85,6 +90,12 @@ SMOKE = {
 def test_i6_train_script_smoke(name, tmp_path):
     if name not in SMOKE:
         pytest.fail(f"add a CLI smoke entry for agent {name!r} to SMOKE")
+    if any(o.startswith("dataset.id=") for o in SMOKE[name]):
+        from rlrobust.data import record_dataset
+
+        # a tiny dataset recorded here (tests never download); MINARI_DATASETS_PATH is a temp dir
+        record_dataset(lambda obs: np.zeros(1, np.float32), "Pendulum-v1", dataset_id="smoke/pendulum/random-v0",
+                       episodes=2, seed=0)
     run_dir = tmp_path / "run"
     out = run_cli(f"agent={name}", *SMOKE[name], f"run_dir={run_dir}", "trainer.progress=false",
                   "trainer.final_eval_episodes=1", cwd=tmp_path)

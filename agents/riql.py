@@ -1,0 +1,279 @@
+"""RIQL: Robust Implicit Q-Learning under diverse data corruption (Yang et al., ICLR 2024).
+
+Paper: https://arxiv.org/abs/2310.12955. Reference code: YangRui2015/RIQL ``RIQL.py`` (cc07d81),
+itself built on CORL's IQL. RIQL is IQL plus three robust parts, each switchable here:
+
+* **observation normalization** on ``obs ∪ next_obs`` of the (corrupted) dataset, ``eps = 1e-3``
+  (:meth:`RIQL.prepare`; ``act`` applies it too);
+* **quantile ensemble estimator**: ``Q_α(s, a)`` = the α-quantile (linear interpolation) over the
+  ``K`` *target* critics (:func:`ensemble_estimate`);
+* **Huber critic loss** ``H_δ`` with ``δ = 1/σ²`` (:func:`huber_critic_loss`).
+
+One update on ``(s, a, r, s′, d, γ^k)``:
+
+* value: ``L_V = E[|τ − 1{Q_α − V < 0}|·(Q_α − V)²]``, ``τ = expectile``; ``adv = Q_α − V``;
+* critic: ``y = clip(r + γ^k(1 − d)·V(s′), −100, 1000)`` (online V), ``L_Q = mean_{k,B} H_δ(y − Q_k)``;
+* actor (deterministic, tanh): ``L_π = E[min(exp(β·adv), 100)·‖π(s) − a‖²]``, cosine-annealed lr;
+* Polyak ``τ`` on the target critics.
+
+Plain IQL (the baseline): ``n_critics=2, quantile_alpha=None, ensemble_reduction="min",
+huber_sigma=None, normalize_obs=False, target_clip=None`` (:data:`IQL_BASELINE`).
+
+Deviations from the paper / official code:
+
+* All three losses are computed from the same pre-update networks and checked for NaN/inf before
+  any optimizer step (the official code steps V, then computes Q's target with the new V).
+* The actor regresses in the action box mapped to ``[−1, 1]`` (identical for D4RL's ``[−1, 1]``).
+* ``act(deterministic=False)`` returns the same deterministic action (RIQL's default policy).
+* ``normalize_reward=True`` scales rewards by ``1000/(max − min episode return)`` as IQL's
+  locomotion configs do; the card does not state RIQL's own setting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rlrobust.core.agent_base import AgentBase
+from rlrobust.core.errors import CheckpointError, ConfigError
+from rlrobust.core.losses import expectile_loss
+from rlrobust.core.networks import EnsembleLinear, EnsembleMLP, mlp
+from rlrobust.core.targets import frozen_copy, polyak_update
+from rlrobust.core.types import TransitionBatch
+
+
+#: Config overrides that turn RIQL into plain (deterministic-actor) IQL.
+IQL_BASELINE: dict[str, Any] = {
+    "n_critics": 2, "quantile_alpha": None, "ensemble_reduction": "min", "huber_sigma": None,
+    "normalize_obs": False, "target_clip": None,
+}
+
+
+# ----------------------------------------------------------------------------- pure functions
+def ensemble_estimate(q: torch.Tensor, alpha: float | None, reduction: str = "min") -> torch.Tensor:
+    """Reduce ``q (K, B)`` over the ensemble: the α-quantile (linear interpolation) or min/mean.
+
+    ``alpha=0.5`` with odd ``K`` is the median; ``alpha=None`` uses ``reduction``.
+    """
+    if q.dim() != 2:
+        raise ValueError(f"ensemble_estimate needs q (K, B), got {tuple(q.shape)}")
+    if alpha is not None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"quantile alpha must lie in [0, 1], got {alpha}")
+        return torch.quantile(q, alpha, dim=0)  # (B,)
+    if reduction == "min":
+        return q.min(dim=0).values
+    if reduction == "mean":
+        return q.mean(dim=0)
+    raise ValueError(f"unknown ensemble reduction {reduction!r}; valid: 'min', 'mean'")
+
+
+def huber_delta(sigma: float) -> float:
+    """RIQL's ``δ = 1/σ²``: a larger σ is a smaller δ, i.e. a more L1-like loss."""
+    if sigma <= 0:
+        raise ValueError(f"huber_sigma must be > 0, got {sigma}")
+    return 1.0 / sigma**2
+
+
+def huber_critic_loss(q: torch.Tensor, target: torch.Tensor, sigma: float | None) -> torch.Tensor:
+    """Elementwise critic loss ``(K, B)``: ``H_δ(y − Q_k)`` with ``δ = 1/σ²``, or ``(y − Q_k)²`` if σ is None.
+
+    ``H_δ(x) = x²/(2δ)`` if ``|x| < δ`` else ``|x| − δ/2`` (SmoothL1 with ``beta = δ``).
+
+    Args:
+        q: ``(K, B)`` the critics' values.
+        target: ``(B,)`` the TD target (no gradient flows into it).
+    """
+    if q.dim() != 2 or target.shape != q.shape[1:]:
+        raise ValueError(f"huber_critic_loss needs q (K, B) and target (B,), got {tuple(q.shape)}, {tuple(target.shape)}")
+    y = target.detach().unsqueeze(0).expand_as(q)
+    if sigma is None:
+        return (q - y).square()
+    return F.smooth_l1_loss(q, y, reduction="none", beta=huber_delta(sigma))
+
+
+def advantage_weights(adv: torch.Tensor, beta: float, max_weight: float = 100.0) -> torch.Tensor:
+    """Advantage-weighted regression weights ``min(exp(β·adv), max_weight)`` (no gradient)."""
+    return torch.exp(beta * adv.detach()).clamp(max=max_weight)
+
+
+def cosine_lr(base: float, step: int, decay_steps: int | None) -> float:
+    """``base·½(1 + cos(π·min(step, T)/T))`` (PyTorch's CosineAnnealingLR to 0); constant if T is None."""
+    if not decay_steps:
+        return base
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(step, decay_steps) / decay_steps))
+
+
+# ----------------------------------------------------------------------------- agent
+@dataclass
+class RIQLConfig:
+    """RIQL hyperparameters (defaults: RIQL.py / RIQL_config.py at cc07d81; ``algorithms.md`` §4)."""
+
+    learning_rate: float = 3e-4  # critics, value and actor
+    batch_size: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005  # Polyak rate of the target critics
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    n_critics: int = 5  # ensemble size K
+    expectile: float = 0.7  # τ of the value's expectile regression
+    beta: float = 3.0  # inverse temperature of the advantage weights
+    max_weight: float = 100.0  # cap of exp(β·adv)
+    quantile_alpha: float | None = 0.25  # None: use ensemble_reduction
+    ensemble_reduction: str = "min"  # "min" | "mean", used when quantile_alpha is None
+    huber_sigma: float | None = 1.0  # δ = 1/σ²; None: squared loss
+    normalize_obs: bool = True
+    obs_norm_eps: float = 1e-3
+    target_clip: list[float] | None = field(default_factory=lambda: [-100.0, 1000.0])
+    normalize_reward: bool = True  # rewards × 1000/(max − min episode return), set by prepare()
+    actor_lr_decay_steps: int | None = 3_000_000  # cosine decay horizon of the actor lr; None: constant
+
+
+class RIQL(AgentBase):
+    """Robust IQL; see the module docstring."""
+
+    name: ClassVar[str] = "riql"
+    Config: ClassVar[type] = RIQLConfig
+    offline: ClassVar[bool] = True
+
+    def __init__(self, config: RIQLConfig, observation_space: gym.Space, action_space: gym.Space, *,
+                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+        super().__init__(config, observation_space, action_space, device=device, seed=seed)
+        obs_dim = self.require_vector_obs(self.name, observation_space)
+        low, high = self.require_box_actions(self.name, action_space)
+        if config.ensemble_reduction not in ("min", "mean"):
+            raise ConfigError(f"ensemble_reduction must be 'min' or 'mean', got {config.ensemble_reduction!r}")
+        if config.huber_sigma is not None:
+            huber_delta(config.huber_sigma)  # validates σ > 0
+        if config.target_clip is not None and len(config.target_clip) != 2:
+            raise ConfigError(f"target_clip must be [low, high] or null, got {config.target_clip}")
+        act_dim = int(np.prod(action_space.shape))
+        self.act_dim = act_dim
+        self.act_offset = torch.as_tensor((high + low) / 2, device=self.device)
+        self.act_scale = torch.as_tensor((high - low) / 2, device=self.device)
+        with self.seeded_init():
+            self.critic = EnsembleMLP(config.n_critics, obs_dim + act_dim, config.net_arch, 1)
+            linears = [m for m in self.critic.modules() if isinstance(m, EnsembleLinear)]
+            with torch.no_grad():  # EDAC-style init (RIQL's VectorizedQ)
+                for layer in linears[:-1]:
+                    layer.bias.fill_(0.1)
+                linears[-1].weight.uniform_(-3e-3, 3e-3)
+                linears[-1].bias.uniform_(-3e-3, 3e-3)
+            self.value = mlp(obs_dim, config.net_arch, 1)
+            self.actor = mlp(obs_dim, config.net_arch, act_dim)
+        self.critic.to(self.device)
+        self.value.to(self.device)
+        self.actor.to(self.device)
+        self.critic_target = frozen_copy(self.critic)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
+        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.learning_rate)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
+        self.obs_mean = torch.zeros(obs_dim, device=self.device)
+        self.obs_std = torch.ones(obs_dim, device=self.device)
+        self.reward_scale = 1.0
+
+    # ----------------------------------------------------------------- protocol plumbing
+    def networks(self) -> dict[str, nn.Module]:
+        return {"critic": self.critic, "critic_target": self.critic_target, "value": self.value, "actor": self.actor}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"critic": self.critic_opt, "value": self.value_opt, "actor": self.actor_opt}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"obs_mean": self.obs_mean.clone(), "obs_std": self.obs_std.clone(), "reward_scale": self.reward_scale}
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        missing = {"obs_mean", "obs_std", "reward_scale"} - set(state)
+        if missing:
+            raise CheckpointError(f"agent 'riql': missing extra state {sorted(missing)}")
+        self.obs_mean = torch.as_tensor(state["obs_mean"], device=self.device).clone()
+        self.obs_std = torch.as_tensor(state["obs_std"], device=self.device).clone()
+        self.reward_scale = float(state["reward_scale"])
+
+    def prepare(self, dataset: Any) -> None:
+        """Set the observation statistics (over ``obs ∪ next_obs``) and reward scale from the dataset."""
+        if self.config.normalize_obs:
+            both = np.concatenate([dataset.observations, dataset.next_observations]).astype(np.float64)
+            self.obs_mean = torch.as_tensor(both.mean(0), dtype=torch.float32, device=self.device)
+            self.obs_std = torch.as_tensor(both.std(0) + self.config.obs_norm_eps, dtype=torch.float32,
+                                           device=self.device)
+        if self.config.normalize_reward:
+            from rlrobust.data.dataset import return_range_scale
+
+            self.reward_scale = return_range_scale(dataset)
+
+    # ----------------------------------------------------------------- differentiable views
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.obs_mean) / self.obs_std if self.config.normalize_obs else obs
+
+    def policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action in env units for raw observations (differentiable)."""
+        return torch.tanh(self.actor(self.normalize(obs))) * self.act_scale + self.act_offset
+
+    def q_value(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``Q_α(s, a)`` of the online critics for raw obs/actions, ``(B,)`` (differentiable in the inputs;
+        what :func:`rlrobust.data.corrupt` attacks)."""
+        q = self.critic(torch.cat([self.normalize(obs), actions], -1)).squeeze(-1)
+        return ensemble_estimate(q, self.config.quantile_alpha, self.config.ensemble_reduction)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
+        """The deterministic policy (both modes): ``(B, obs_dim)`` → ``(B, act_dim)``; unbatched → ``(act_dim,)``."""
+        x = self.obs_tensor(obs)
+        actions = self.policy(x).cpu().numpy()
+        return actions[0] if x.dim() > np.ndim(obs) else actions
+
+    # ----------------------------------------------------------------- learning
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        cfg = self.config
+        obs, next_obs = self.normalize(batch.observations), self.normalize(batch.next_observations)
+        actions = batch.actions.reshape(len(batch), self.act_dim)
+        sa = torch.cat([obs, actions], -1)
+        with torch.no_grad():
+            q_target = ensemble_estimate(self.critic_target(sa).squeeze(-1), cfg.quantile_alpha,
+                                         cfg.ensemble_reduction)  # (B,)
+            y = batch.rewards * self.reward_scale + batch.discounts * (1 - batch.dones) * self.value(next_obs).squeeze(-1)
+            if cfg.target_clip is not None:
+                y = y.clamp(cfg.target_clip[0], cfg.target_clip[1])
+        v = self.value(obs).squeeze(-1)  # (B,)
+        adv = q_target - v
+        value_loss = expectile_loss(adv, cfg.expectile)
+        q = self.critic(sa).squeeze(-1)  # (K, B)
+        per_sample = huber_critic_loss(q, y, cfg.huber_sigma)  # (K, B)
+        critic_loss = per_sample.mean()
+        weights = advantage_weights(adv, cfg.beta, cfg.max_weight)
+        target_act = ((actions - self.act_offset) / self.act_scale).clamp(-1.0, 1.0)
+        pi = torch.tanh(self.actor(obs))
+        actor_loss = (weights * (pi - target_act).square().sum(-1)).mean()
+        self.check_finite({"loss/value": value_loss, "loss/critic": critic_loss, "loss/actor": actor_loss})
+
+        actor_lr = cosine_lr(cfg.learning_rate, self.num_updates, cfg.actor_lr_decay_steps)
+        for group in self.actor_opt.param_groups:
+            group["lr"] = actor_lr
+        for opt, loss in ((self.value_opt, value_loss), (self.critic_opt, critic_loss), (self.actor_opt, actor_loss)):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        polyak_update(self.critic_target, self.critic, cfg.tau)
+        self.num_updates += 1
+
+        metrics = {
+            "loss/value": value_loss.item(), "loss/critic": critic_loss.item(), "loss/actor": actor_loss.item(),
+            "q/mean": q.mean().item(), "v/mean": v.mean().item(), "adv/mean": adv.mean().item(),
+            "actor/weight_mean": weights.mean().item(), "lr/actor": actor_lr,
+        }
+        corrupted = batch.extras.get("corrupted") if batch.extras else None
+        if corrupted is not None:  # RIQL logs clean and corrupted statistics apart
+            mask = corrupted.reshape(-1).bool()
+            per_row = per_sample.detach().mean(0)
+            for label, rows in (("clean", ~mask), ("corrupted", mask)):
+                if rows.any():
+                    metrics[f"loss/critic_{label}"] = per_row[rows].mean().item()
+        return metrics

@@ -1,0 +1,131 @@
+"""Offline-RL benchmarks for IDQL and RIQL (to be folded into scripts/benchmark.py).
+
+* :func:`speed`: gradient steps/s of ``agent.update`` on batches of 256 Hopper-shaped transitions
+  (obs 11, act 3), default networks, one torch thread, after a warm-up.
+* :func:`offline_experiment`: the issue's Hopper-v5 experiment as one function at any budget:
+  record a dataset from a behaviour policy (rlrobust checkpoint or SB3 zip) with
+  :func:`rlrobust.data.record_dataset`, optionally corrupt it (RIQL protocol), train IDQL, RIQL and
+  plain IQL through ``rlrobust.train`` (the same offline trainer as the CLI), and report normalized
+  scores next to the behaviour policy's. Full budget: ``episodes`` ≈ 100 (medium policy),
+  ``gradient_steps`` 1e6, 3 seeds, corruption ``rewards``/``dynamics`` at rate 0.3.
+
+Usage: ``OMP_NUM_THREADS=1 python scripts/bench_offline.py speed --steps 200`` or
+``... experiment --policy <ckpt|zip> --env Hopper-v5 --episodes 100 --gradient-steps 1000000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from rlrobust.agents.riql import IQL_BASELINE
+
+import rlrobust
+from rlrobust.core.types import TransitionBatch
+from rlrobust.data import D4RL_REF_SCORES, corrupt, normalized_score, record_dataset
+
+
+def speed(agent: str, *, steps: int = 200, warmup: int = 20, batch_size: int = 256, seed: int = 0) -> dict[str, float]:
+    """Gradient steps/s (wall and CPU) of ``agent.update`` with default networks on one thread."""
+    torch.set_num_threads(1)
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (11,), np.float32)
+    act_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    ag = rlrobust.make_agent(agent, obs_space, act_space, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    batches = [
+        TransitionBatch(torch.randn(batch_size, 11, generator=g), torch.rand(batch_size, 3, generator=g) * 2 - 1,
+                        torch.randn(batch_size, generator=g), torch.randn(batch_size, 11, generator=g),
+                        (torch.rand(batch_size, generator=g) < 0.01).float(), torch.full((batch_size,), 0.99))
+        for _ in range(8)
+    ]
+    for i in range(warmup):
+        ag.update(batches[i % 8])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(steps):
+        ag.update(batches[i % 8])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"agent": agent, "batch_size": batch_size, "steps": steps, "steps_per_s": steps / wall,
+            "steps_per_cpu_s": steps / cpu}
+
+
+def offline_experiment(
+    policy: Any,
+    env_id: str = "Hopper-v5",
+    *,
+    episodes: int = 100,
+    gradient_steps: int = 1_000_000,
+    seeds: tuple[int, ...] = (0, 1, 2),
+    agents: tuple[str, ...] = ("idql", "riql", "iql"),
+    corruptions: tuple[str | None, ...] = (None, "rewards", "dynamics"),
+    rate: float = 0.3,
+    scale: float = 1.0,
+    eval_episodes: int = 10,
+    agent_kwargs: dict[str, dict[str, Any]] | None = None,
+    workdir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Record → (corrupt) → train offline → normalized score, per agent × corruption × seed.
+
+    ``"iql"`` is RIQL with :data:`~rlrobust.agents.riql.IQL_BASELINE`. Scores use the D4RL
+    table for the env's task (``normalized_score`` convention; Gymnasium v5 returns are not
+    comparable with published D4RL numbers, only with each other and the behaviour policy).
+    """
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="bench_offline_"))
+    dataset_id = f"bench/{env_id.lower()}/behaviour-s{seeds[0]}-v0"
+    data = record_dataset(policy, env_id, dataset_id=dataset_id, episodes=episodes, seed=1000, overwrite=True)
+    behaviour = normalized_score(data.episode_returns(), table=D4RL_REF_SCORES, env_id=env_id)
+    results: dict[str, Any] = {"env": env_id, "episodes": episodes, "transitions": len(data),
+                               "gradient_steps": gradient_steps, "behaviour_score": behaviour.score,
+                               "normalized": behaviour.normalized,
+                               "convention": behaviour.convention, "runs": []}
+    for kind in corruptions:
+        ds = data if kind is None else corrupt(data, kind=kind, rate=rate, scale=scale, seed=0)
+        for name in agents:
+            kwargs = dict(IQL_BASELINE) if name == "iql" else {}
+            kwargs.update((agent_kwargs or {}).get(name, {}))
+            for seed in seeds:
+                start = time.perf_counter()
+                result = rlrobust.train("riql" if name == "iql" else name, env_id, total_steps=gradient_steps,
+                                        seed=seed, dataset=ds, agent_kwargs=kwargs,
+                                        run_dir=workdir / f"{name}-{kind}-s{seed}",
+                                        final_eval_episodes=eval_episodes, progress=False)
+                ret = result.metrics["eval/return_mean"]
+                score = normalized_score(ret, table=D4RL_REF_SCORES, env_id=env_id)
+                results["runs"].append({"agent": name, "corruption": kind, "seed": seed, "return": ret,
+                                        "score": score.score, "normalized": score.normalized, "seconds": time.perf_counter() - start})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--steps", type=int, default=200)
+    sp.add_argument("--agents", nargs="+", default=["idql", "riql"])
+    ex = sub.add_parser("experiment")
+    ex.add_argument("--policy", required=True)
+    ex.add_argument("--env", default="Hopper-v5")
+    ex.add_argument("--episodes", type=int, default=100)
+    ex.add_argument("--gradient-steps", type=int, default=1_000_000)
+    ex.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ex.add_argument("--agents", nargs="+", default=["idql", "riql", "iql"])
+    ex.add_argument("--eval-episodes", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.cmd == "speed":
+        for name in args.agents:
+            print(json.dumps(speed(name, steps=args.steps)))
+    else:
+        print(json.dumps(offline_experiment(args.policy, args.env, episodes=args.episodes,
+                                            gradient_steps=args.gradient_steps, seeds=tuple(args.seeds),
+                                            agents=tuple(args.agents), eval_episodes=args.eval_episodes), indent=2))
+
+
+if __name__ == "__main__":
+    main()
