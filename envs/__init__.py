@@ -18,6 +18,8 @@ _EXPORTS: dict[str, str] = {
     "NoisyActionAdversary": "perturbation",
     "ProbabilisticActionAdversary": "perturbation",
     "make_env": "perturbation",
+    "UniformSampler": "perturbation",
+    "SequenceSampler": "perturbation",
     # mujoco_params.py: named physical parameters
     "perturbable_parameters": "mujoco_params",
     # suites.py: parameter boxes
@@ -29,6 +31,9 @@ _EXPORTS: dict[str, str] = {
     "BatchedTabularMDP": "tabular",
     "garnet": "tabular",
     "river_swim": "tabular",
+    "GenerativeModel": "tabular",
+    "LinearMDP": "tabular",
+    "linear_mdp": "tabular",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,8 +7,12 @@ identical and a generator's state can be checkpointed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported on use, so env worker processes start without it
+    import torch
 
 
 def spawn_seeds(seed: int, n: int) -> list[int]:
@@ -23,6 +27,8 @@ def numpy_generator(seed: int) -> np.random.Generator:
 
 def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch generator on ``device`` (CPU or CUDA) owned by one component."""
+    import torch
+
     gen = torch.Generator(device=torch.device(device))
     gen.manual_seed(int(seed) % (2**63))
     return gen

@@ -1,0 +1,80 @@
+"""Everything :func:`rlrobust.evaluate` accepts as a policy, turned into ``obs -> action``.
+
+The result must be picklable, because evaluation workers receive it by pickle: agents and SB3
+policies are (torch modules pickle), and so are :class:`ConstantPolicy` and
+:class:`LinearPolicy`, two cheap fixed policies for smoke tests and benchmarks. A lambda is not;
+:func:`rlrobust.evaluate` then runs in-process and says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Policy = Any  # a callable obs -> action
+
+
+class AgentPolicy:
+    """Deterministic ``obs -> action`` from an rlrobust agent (batched ``act``)."""
+
+    def __init__(self, agent: Any) -> None:
+        self.agent = agent
+
+    def __call__(self, obs: Any) -> Any:
+        return self.agent.act(np.asarray(obs)[None], deterministic=True)[0]
+
+
+class ConstantPolicy:
+    """Always the same action (e.g. zeros: a free-falling robot, the cheapest MuJoCo step)."""
+
+    def __init__(self, action: Any) -> None:
+        self.action = np.asarray(action)
+
+    def __call__(self, obs: Any) -> Any:
+        return self.action
+
+
+class LinearPolicy:
+    """A tiny deterministic controller: ``clip(W @ obs + b, low, high)`` for continuous actions,
+    or ``argmax(W @ obs + b)`` with ``discrete=True`` (one row of ``W`` per action)."""
+
+    def __init__(
+        self, weight: Any, bias: Any, low: Any = -1.0, high: Any = 1.0, *, discrete: bool = False
+    ) -> None:
+        self.weight = np.asarray(weight, dtype=np.float64)
+        self.bias = np.asarray(bias, dtype=np.float64)
+        self.low, self.high, self.discrete = low, high, discrete
+
+    def __call__(self, obs: Any) -> Any:
+        out = self.weight @ np.asarray(obs, dtype=np.float64) + self.bias
+        if self.discrete:
+            return int(np.argmax(out))
+        return np.clip(out, self.low, self.high).astype(np.float32)
+
+
+def as_policy(policy: Any, device: str = "cpu") -> Policy:
+    """Turn an agent, checkpoint path, SB3 model or ``.zip``, or callable into ``obs -> action``.
+
+    Raises:
+        TypeError: for anything else, listing what is accepted.
+    """
+    from rlrobust.interop.sb3 import SB3Policy, is_sb3_model
+
+    if isinstance(policy, str | Path):
+        if str(policy).endswith(".zip"):
+            return SB3Policy(policy, device)
+        from rlrobust.core.checkpoint import load_agent  # the trainer's checkpoints
+
+        return AgentPolicy(load_agent(policy, device=device))
+    if is_sb3_model(policy):
+        return SB3Policy(policy)
+    if hasattr(policy, "act"):
+        return AgentPolicy(policy)
+    if callable(policy):
+        return policy
+    raise TypeError(
+        f"cannot evaluate a {type(policy).__name__}; pass an rlrobust agent, a checkpoint path, "
+        "a Stable-Baselines3 model or .zip path, or a callable obs -> action"
+    )

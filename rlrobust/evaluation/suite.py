@@ -1,0 +1,279 @@
+"""Robustness evaluation of a policy over a perturbation suite.
+
+``evaluate(policy, "hopper-2d", episodes=5)`` runs the policy at every point of the suite's
+grid (or a seeded uniform sample of the box) and returns a :class:`SuiteResult`:
+
+* per point: mean, std, min and max return over ``episodes`` episodes;
+* ``worst``: the minimum over points of the mean return (RRLS's worst-case score);
+* ``mean``: the mean over points (RRLS's average-case score);
+* ``cvar``: CVaR_alpha over points, the mean of the ``ceil(alpha * P)`` lowest point means
+  (``alpha = 0.1`` by default: the worst 10% of the box; alpha -> 0 gives ``worst``, alpha = 1
+  gives ``mean``).
+
+Seeding uses common random numbers: episode ``j`` starts from reset seed ``spawn_seeds(seed,
+episodes)[j]`` at *every* point, so differences between points come from the physics, not from
+different initial states, and results do not depend on the number of workers.
+
+Work is spread over ``workers`` processes (``spawn`` start method, safe with torch). Each worker
+builds **one** env and re-parameterizes it per point (``set_params`` restores the nominal model
+first); ``workers=1`` runs in this process.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlrobust.core.errors import ConfigError
+from rlrobust.core.seeding import spawn_seeds
+from rlrobust.envs.suites import Suite, get_suite
+
+DEFAULT_CVAR_ALPHA = 0.1
+
+
+@dataclass
+class SuiteResult:
+    """Returns of a policy over a suite's points.
+
+    Attributes:
+        suite: suite id.
+        env_id: Gymnasium id of the task.
+        names: perturbed parameter names (dimension order).
+        points: ``P`` parameter settings.
+        returns: ``(P, E)`` episode returns.
+        lengths: ``(P, E)`` episode lengths.
+        seed: evaluation seed.
+        cvar_alpha: fraction of worst points averaged by :attr:`cvar`.
+        grid_shape: points per dimension when ``points`` is a full grid, else None (a sample).
+    """
+
+    suite: str
+    env_id: str
+    names: tuple[str, ...]
+    points: list[dict[str, float]]
+    returns: np.ndarray
+    lengths: np.ndarray
+    seed: int = 0
+    cvar_alpha: float = DEFAULT_CVAR_ALPHA
+    grid_shape: tuple[int, ...] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def point_means(self) -> np.ndarray:
+        """``(P,)`` mean return per point."""
+        return self.returns.mean(axis=1)
+
+    @property
+    def point_stds(self) -> np.ndarray:
+        """``(P,)`` return standard deviation per point (population, ddof=0)."""
+        return self.returns.std(axis=1)
+
+    @property
+    def worst(self) -> float:
+        """Minimum over points of the mean return."""
+        return float(self.point_means.min())
+
+    @property
+    def mean(self) -> float:
+        """Mean over points of the mean return."""
+        return float(self.point_means.mean())
+
+    @property
+    def cvar(self) -> float:
+        """Mean of the ``ceil(cvar_alpha * P)`` lowest point means."""
+        k = max(1, math.ceil(self.cvar_alpha * len(self.points)))
+        return float(np.sort(self.point_means)[:k].mean())
+
+    @property
+    def worst_point(self) -> dict[str, float]:
+        """The parameter setting with the lowest mean return."""
+        return dict(self.points[int(np.argmin(self.point_means))])
+
+    def summary(self) -> dict[str, float]:
+        """Headline numbers, all floats (``worst``, ``mean``, ``cvar``, ``cvar_alpha``, ``points``,
+        ``episodes``), ready for a metrics log."""
+        return {
+            "worst": self.worst, "mean": self.mean, "cvar": self.cvar, "cvar_alpha": float(self.cvar_alpha),
+            "points": float(len(self.points)), "episodes": float(self.returns.shape[1]),
+        }
+
+    def rows(self) -> list[dict[str, float]]:
+        """One row per point: the parameters, ``mean``, ``std``, ``min``, ``max``, ``episodes``, ``mean_length``."""
+        return [
+            {**point, "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
+             "episodes": int(r.size), "mean_length": float(n.mean())}
+            for point, r, n in zip(self.points, self.returns, self.lengths)
+        ]
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write :meth:`rows` as CSV."""
+        from rlrobust.evaluation.reports import write_csv
+
+        return write_csv(self, path)
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the summary, settings and rows (and every episode return) as JSON."""
+        from rlrobust.evaluation.reports import write_json
+
+        return write_json(self, path)
+
+    def plot(self, path: str | Path) -> Path:
+        """Heatmap PNG for 2-D suites (worst over the other axes for 3-D), a curve for 1-D."""
+        from rlrobust.evaluation.reports import plot
+
+        return plot(self, path)
+
+    def save(self, out_dir: str | Path, *, tensorboard: bool = True) -> dict[str, Path]:
+        """Write ``result.csv``, ``result.json``, the plot and TensorBoard events into ``out_dir``."""
+        from rlrobust.evaluation.reports import write_reports
+
+        return write_reports(self, out_dir, tensorboard=tensorboard)
+
+    def log_tensorboard(self, log_dir: str | Path, step: int = 0) -> None:
+        """Scalars ``robust/{worst,mean,cvar}``, the table as text, and the plot as a figure."""
+        from rlrobust.evaluation.reports import log_tensorboard
+
+        log_tensorboard(self, log_dir, step)
+
+    def __str__(self) -> str:
+        from rlrobust.evaluation.reports import format_table
+
+        return format_table(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+# ---------------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}  # per-process: the env and policy built once by _init_worker
+
+
+def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], seeds: list[int]) -> None:
+    """Build this process's one env and its policy."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    policy = pickle.loads(policy_bytes)
+    try:
+        import sys
+
+        if "torch" in sys.modules:  # one thread per worker: workers are the parallelism
+            sys.modules["torch"].set_num_threads(1)
+    except Exception:  # pragma: no cover
+        pass
+    _WORKER.update(env=suite.make_env(**env_kwargs), policy=policy, seeds=seeds)
+
+
+def _run_point(task: tuple[int, dict[str, float]]) -> tuple[int, list[float], list[int]]:
+    index, point = task
+    env, policy, seeds = _WORKER["env"], _WORKER["policy"], _WORKER["seeds"]
+    env.set_params(**point)  # restores the nominal model, then applies this point
+    returns, lengths = [], []
+    for episode_seed in seeds:
+        obs, _ = env.reset(seed=episode_seed)
+        total, steps, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total += float(reward)
+            steps += 1
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(steps)
+    return index, returns, lengths
+
+
+def _picklable(policy: Any) -> bytes | None:
+    try:
+        return pickle.dumps(policy)
+    except Exception:
+        return None
+
+
+def evaluate(
+    policy: Any,
+    suite: str | Suite,
+    *,
+    episodes: int,
+    seed: int = 0,
+    points_per_dim: int | None = None,
+    workers: int | None = None,
+    samples: int | None = None,
+    cvar_alpha: float = DEFAULT_CVAR_ALPHA,
+    env_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+) -> SuiteResult:
+    """Evaluate ``policy`` over the points of ``suite``.
+
+    Args:
+        policy: an rlrobust agent (``act(obs, deterministic=True)``), a checkpoint path, a
+            Stable-Baselines3 model or ``.zip`` path, or a callable ``obs -> action``.
+        suite: suite id (see :func:`rlrobust.envs.list_suites`) or a :class:`Suite`.
+        episodes: episodes per point.
+        seed: evaluation seed (reset seeds and, with ``samples``, the sampled points).
+        points_per_dim: grid resolution (default: the suite's, 10); both bounds included.
+        workers: processes; None = CPU count (at most one per point); 1 = in this process.
+        samples: if given, evaluate this many points drawn uniformly from the box instead of the grid.
+        cvar_alpha: fraction of worst points averaged by ``SuiteResult.cvar``.
+        env_kwargs: forwarded to ``gym.make`` (e.g. ``max_episode_steps``).
+        device: where checkpoints/SB3 models are loaded.
+
+    Returns:
+        A :class:`SuiteResult`.
+    """
+    from rlrobust.evaluation.policies import as_policy
+
+    if episodes < 1:
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    if not 0.0 < cvar_alpha <= 1.0:
+        raise ConfigError(f"cvar_alpha must lie in (0, 1], got {cvar_alpha}")
+    suite = get_suite(suite)
+    if samples is not None:
+        points, grid_shape = suite.sample(samples, seed), None
+    else:
+        points = suite.grid(points_per_dim)
+        n = suite.points_per_dim if points_per_dim is None else int(points_per_dim)
+        grid_shape = (n,) * suite.dims
+    fn = as_policy(policy, device)
+    seeds = spawn_seeds(seed, episodes)  # common random numbers across points
+    env_kwargs = dict(env_kwargs or {})
+    workers = min(os.cpu_count() or 1, len(points)) if workers is None else max(1, min(int(workers), len(points)))
+
+    payload = _picklable(fn) if workers > 1 else None
+    if workers > 1 and payload is None:
+        warnings.warn(
+            f"policy {fn!r} cannot be pickled to worker processes (a lambda or local function?); "
+            "evaluating in this process instead. Use a module-level function to run in parallel.",
+            stacklevel=2,
+        )
+        workers = 1
+
+    returns = np.zeros((len(points), episodes))
+    lengths = np.zeros((len(points), episodes), dtype=np.int64)
+    tasks = list(enumerate(points))
+    if workers == 1:
+        _WORKER.update(env=suite.make_env(**env_kwargs), policy=fn, seeds=seeds)
+        try:
+            results = [_run_point(task) for task in tasks]
+        finally:
+            _WORKER.pop("env").close()
+            _WORKER.clear()
+    else:
+        ctx = mp.get_context("spawn")
+        chunksize = max(1, len(tasks) // (workers * 4))
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(payload, suite, env_kwargs, seeds)) as pool:
+            results = list(pool.imap_unordered(_run_point, tasks, chunksize=chunksize))
+    for index, rets, lens in results:
+        returns[index], lengths[index] = rets, lens
+
+    return SuiteResult(
+        suite=suite.id, env_id=suite.env_id, names=suite.names, points=points, returns=returns, lengths=lengths,
+        seed=seed, cvar_alpha=cvar_alpha, grid_shape=grid_shape,
+        settings={"episodes": episodes, "points_per_dim": points_per_dim, "samples": samples, "workers": workers,
+                  "env_kwargs": env_kwargs, "bounds": {k: list(v) for k, v in suite.bounds.items()}},
+    )

@@ -1,0 +1,46 @@
+"""Evaluate a policy on a perturbation suite (wiring only; the work is in rlrobust.evaluation).
+
+    python scripts/evaluate.py checkpoint=runs/<run>/checkpoints/latest suite=hopper-2d
+    python scripts/evaluate.py checkpoint=model.zip suite=cartpole-2d points_per_dim=3 episodes=2
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+import rlrobust  # noqa: E402
+from rlrobust.evaluation.reports import write_reports  # noqa: E402
+from rlrobust.evaluation.suite import SuiteResult  # noqa: E402
+
+
+def run(cfg: DictConfig) -> SuiteResult:
+    """Evaluate, write the reports, print the table."""
+    env_kwargs = {} if cfg.max_episode_steps is None else {"max_episode_steps": int(cfg.max_episode_steps)}
+    result = rlrobust.evaluate(
+        cfg.checkpoint, cfg.suite, episodes=int(cfg.episodes), seed=int(cfg.seed),
+        points_per_dim=cfg.points_per_dim, workers=cfg.workers, samples=cfg.samples,
+        cvar_alpha=float(cfg.cvar_alpha), env_kwargs=env_kwargs, device=cfg.device,
+    )
+    out_dir = cfg.out_dir or HydraConfig.get().runtime.output_dir
+    paths = write_reports(result, out_dir, tensorboard=bool(cfg.tensorboard))
+    print(result)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
