@@ -566,6 +566,8 @@ def make_env(env_id: str, perturbation: Any = None, **kwargs: Any) -> gym.Env:
         PerturbationError: unknown parameter/body/suite or a value outside its box, listing valid ones.
     """
     silence_mujoco_warnings()
+    if env_id.startswith("rlrobust/"):
+        import rlrobust.envs.tabular  # noqa: F401  (registers the rlrobust/* gymnasium ids)
     env = gym.make(env_id, **kwargs)
     try:
         return apply_perturbation(env, perturbation, env_id)

@@ -23,7 +23,9 @@ AGENT_YAMLS = sorted((ROOT / "conf" / "agent").glob("*.yaml"))
 
 def test_i2_agent_configs_and_registry_agree():
     stems = {p.stem for p in AGENT_YAMLS}
-    assert stems == set(rlrobust.list_agents()), f"conf/agent: {sorted(stems)}; registry: {rlrobust.list_agents()}"
+    assert stems == set(rlrobust.list_agents()), (
+        f"conf/agent: {sorted(stems)}; registry: {rlrobust.list_agents()}"
+    )
 
 
 @pytest.mark.parametrize("path", AGENT_YAMLS, ids=lambda p: p.stem)
@@ -64,8 +66,13 @@ def test_config_groups_are_listed():
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_i3_i4_cli_errors(tmp_path):
@@ -75,14 +82,40 @@ def test_i3_i4_cli_errors(tmp_path):
     assert out.returncode != 0 and "lrr" in out.stderr
 
 
-OFFLINE_SMOKE = ["env=pendulum", "total_steps=20", "dataset.id=smoke/pendulum/random-v0", "agent.batch_size=32"]
+OFFLINE_SMOKE = [
+    "env=pendulum",
+    "total_steps=20",
+    "dataset.id=smoke/pendulum/random-v0",
+    "agent.batch_size=32",
+]
 
 # Tiny overrides per agent for the CLI smoke run. A newly registered agent must add its line.
 SMOKE = {
     "idql": OFFLINE_SMOKE + ["agent.num_samples=4", "agent.score_width=32", "agent.score_blocks=1"],
     "riql": OFFLINE_SMOKE + ["agent.net_arch=[16,16]"],
+    "robust_rvi_q": ["env=garnet", "total_steps=300", "agent.kernel_set=kl"],
+    "dr_rpo": ["env=garnet", "env.max_episode_steps=10", "agent.horizon=10", "total_steps=200"],
     "iqn": ["env=cartpole", "total_steps=300", "agent.learning_starts=100", "agent.net_arch=[16,16]"],
     "dsac": ["env=pendulum", "total_steps=300", "agent.learning_starts=100", "agent.net_arch=[16,16]"],
+    "iwocs": [
+        "env=pendulum",
+        "total_steps=300",
+        "perturbation.kind=static",
+        "+perturbation.suite=pendulum-1d",
+        "evaluation.suite=pendulum-1d",
+        "evaluation.workers=1",
+        "evaluation.points_per_dim=2",
+        "evaluation.episodes=1",
+        "agent.learning_starts=50",
+        "agent.dr_steps=100",
+        "agent.steps_per_iteration=100",
+        "agent.n_iterations=1",
+        "agent.search=grid",
+        "agent.grid_points_per_dim=2",
+        "agent.eval_episodes=1",
+        "agent.net_arch=[16,16]",
+        "agent.rho_candidates=[1.0]",
+    ],
 }
 
 
@@ -94,11 +127,22 @@ def test_i6_train_script_smoke(name, tmp_path):
         from rlrobust.data import record_dataset
 
         # a tiny dataset recorded here (tests never download); MINARI_DATASETS_PATH is a temp dir
-        record_dataset(lambda obs: np.zeros(1, np.float32), "Pendulum-v1", dataset_id="smoke/pendulum/random-v0",
-                       episodes=2, seed=0)
+        record_dataset(
+            lambda obs: np.zeros(1, np.float32),
+            "Pendulum-v1",
+            dataset_id="smoke/pendulum/random-v0",
+            episodes=2,
+            seed=0,
+        )
     run_dir = tmp_path / "run"
-    out = run_cli(f"agent={name}", *SMOKE[name], f"run_dir={run_dir}", "trainer.progress=false",
-                  "trainer.final_eval_episodes=1", cwd=tmp_path)
+    out = run_cli(
+        f"agent={name}",
+        *SMOKE[name],
+        f"run_dir={run_dir}",
+        "trainer.progress=false",
+        "trainer.final_eval_episodes=1",
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (run_dir / "config.yaml").exists() and (run_dir / "final_evaluation.json").exists()
     assert list((run_dir / "checkpoints").glob("step_*/manifest.json"))

@@ -1,0 +1,285 @@
+"""Robust RVI Q-learning for average-reward robust MDPs.
+
+Paper: Y. Wang, A. Velasquez, G. Atia, A. Prater-Bennette, S. Zou, "Model-Free Robust
+Average-Reward Reinforcement Learning", ICML 2023 (algorithms.md §6).
+
+Setting: tabular, model-free, average reward, (s, a)-rectangular uncertainty set 𝒫 centred on the
+unknown nominal kernel P̃, learning from samples of P̃ only. The robust Bellman equation is
+``Q(s, a) = r(s, a) − g + σ_{𝒫(s,a)}(V)``, ``V(s) = max_a Q(s, a)``, with ``g`` the optimal robust
+gain and σ the support function of the set (``rlrobust.robust``).
+
+Update, for each sampled (s, a, r):
+
+    Q(s, a) ← Q(s, a) + α · [ r − f(Q) + σ̂_{𝒫(s,a)}(V) − Q(s, a) ]
+
+* σ̂ is an *unbiased* estimate of σ(V) from nominal next-state samples: one sample for the
+  contamination set (σ is linear in P̃ there), multilevel Monte Carlo for TV, χ², KL and
+  Wasserstein (``KernelSet.estimate``; Ψ = ``mlmc_psi``). The extra samples come from the
+  generative model of the environment (``TrainingServices.generative_model``).
+* f is the RVI offset: ``mean`` (mean of Q over all pairs) or ``reference`` (Q(s₀, a₀)); both are
+  Lipschitz with f(e) = 1, f(Q + c·e) = f(Q) + c, so f(Q) → g at convergence: ``gain_estimate``.
+* α follows ``lr_schedule``: ``count`` (α = lr/(1 + n(s,a))^p, per-pair visit counts, the
+  asynchronous Robbins–Monro choice), ``global`` (α = lr/(1 + n)^p over updates) or ``constant``.
+
+The Q table is a ``(copies, S, A)`` float64 tensor: :func:`update_tables` updates many independent
+copies at once (the vectorised path of ``scripts/bench_robust.py``); the agent is one copy.
+
+Deviations from the paper:
+* Exploration is ε-greedy on Q (the paper analyses a generic behaviour policy / generative model).
+* The MLMC level is capped at 20 (tail mass folded into the last level): unbiased for σ of a
+  2²¹-sample empirical distribution rather than of P̃ itself; see ``rlrobust.robust.kernel_sets``.
+* Without an attached generative model (e.g. the contract tests) the batch's own next state is
+  used as a single sample: exact in expectation for contamination, a biased plug-in otherwise.
+* Several samples of the same pair in one batch are applied as one summed step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrobust.core.agent_base import AgentBase
+from rlrobust.core.errors import CheckpointError, ConfigError, SpaceError, choices
+from rlrobust.core.types import TrainingServices, TransitionBatch
+from rlrobust.robust import KernelSet, make_kernel_set, robust_relative_value_iteration
+
+OFFSETS = ("mean", "reference")
+SCHEDULES = ("constant", "count", "global")
+
+
+@dataclass
+class RobustRVIQConfig:
+    """Hyperparameters (defaults: our choices; the paper's experiment values were not retrieved)."""
+
+    kernel_set: str = "contamination"  #: contamination | tv | chi2 | kl | wasserstein
+    radius: float = 0.1  #: δ of the set
+    metric: list | None = None  #: Wasserstein ground metric (S×S); None = |i − j|
+    mlmc_psi: float = 0.6  #: MLMC geometric parameter Ψ ∈ (0.5, 0.75)
+    offset: str = "mean"  #: RVI offset f: mean | reference
+    reference_pair: list = field(default_factory=lambda: [0, 0])  #: (s₀, a₀) for offset=reference
+    learning_rate: float = 1.0  #: α scale
+    lr_schedule: str = "count"  #: constant | count | global
+    lr_power: float = 0.6  #: p in α = lr/(1 + n)^p; Robbins–Monro needs 0.5 < p ≤ 1
+    exploration_rate: float = 0.1  #: ε of ε-greedy acting
+    # trainer settings
+    batch_size: int = 32
+    buffer_size: int = 100_000
+    learning_starts: int = 0
+    train_freq: int = 1
+    gradient_steps: int = 1
+
+
+def rvi_offset(q: torch.Tensor, offset: str, reference_pair: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """The RVI offset f(Q) of each copy: ``q`` (C, S, A) → (C,)."""
+    if q.dim() != 3:
+        raise ValueError(f"q must have shape (copies, S, A), got {tuple(q.shape)}")
+    if offset == "mean":
+        return q.mean(dim=(1, 2))
+    if offset == "reference":
+        return q[:, reference_pair[0], reference_pair[1]]
+    raise ConfigError(f"unknown offset {offset!r}; valid: {choices(OFFSETS)}")
+
+
+def estimate_next_values(
+    kernel_set: KernelSet,
+    q: torch.Tensor,
+    states: torch.Tensor,
+    actions: torch.Tensor,
+    generative_model: Any,
+    generator: torch.Generator | None,
+    psi: float = 0.6,
+    next_states: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """σ̂_{𝒫(s,a)}(V) for every (copy, sample): ``q`` (C, S, A), ``states``/``actions`` (C, B) → (C, B).
+
+    Draws nominal next states from ``generative_model.sample`` (unbiased); with no model it falls
+    back to ``next_states`` (C, B) as one sample each (biased for non-linear sets).
+    """
+    if states.shape != actions.shape or states.dim() != 2 or states.shape[0] != q.shape[0]:
+        raise ValueError(f"states {tuple(states.shape)} and actions {tuple(actions.shape)} must both be "
+                         f"(copies, B) with copies = {q.shape[0]}")
+    C, B = states.shape
+    S = q.shape[1]
+    v = q.max(-1).values  # (C, S)
+    rows_v = v.unsqueeze(1).expand(C, B, S).reshape(C * B, S)
+    flat_s, flat_a = states.reshape(-1), actions.reshape(-1)
+    if generative_model is not None:
+        def sampler(rows: torch.Tensor, n: int) -> torch.Tensor:
+            return generative_model.sample(flat_s[rows], flat_a[rows], n, generator).to(q.device)
+    elif next_states is not None:
+        flat_next = next_states.reshape(-1)
+
+        def sampler(rows: torch.Tensor, n: int) -> torch.Tensor:
+            return flat_next[rows].unsqueeze(1).expand(len(rows), n)
+    else:
+        raise ValueError("either a generative model or next_states is needed to estimate σ")
+    return kernel_set.estimate(rows_v, sampler, generator, psi).reshape(C, B)
+
+
+def update_tables(
+    q: torch.Tensor,
+    counts: torch.Tensor,
+    states: torch.Tensor,
+    actions: torch.Tensor,
+    rewards: torch.Tensor,
+    sigma: torch.Tensor,
+    *,
+    offset: str = "mean",
+    reference_pair: tuple[int, int] = (0, 0),
+    learning_rate: float = 1.0,
+    lr_schedule: str = "count",
+    lr_power: float = 0.6,
+    num_updates: int = 0,
+    check_finite: Callable[[dict[str, torch.Tensor]], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One robust RVI Q-learning step on many independent copies, in place.
+
+    Args:
+        q: ``(C, S, A)`` float64 Q tables. counts: ``(C, S, A)`` visit counts (float64).
+        states, actions: ``(C, B)`` int64. rewards, sigma: ``(C, B)`` rewards and σ̂(V) estimates.
+        num_updates: updates done so far (for ``lr_schedule="global"``).
+        check_finite: called with ``{"loss/td": td}`` before anything is written (it raises on NaN/inf).
+
+    Returns:
+        ``(td (C, B), alpha (C, B))``: the TD errors r − f(Q) + σ̂ − Q(s, a) and step sizes used.
+    """
+    C, S, A = q.shape
+    if not (states.shape == actions.shape == rewards.shape == sigma.shape) or states.dim() != 2 \
+            or states.shape[0] != C:
+        raise ValueError(f"states, actions, rewards, sigma must all be (C, B) with C = {C}; got "
+                         f"{tuple(states.shape)}, {tuple(actions.shape)}, {tuple(rewards.shape)}, {tuple(sigma.shape)}")
+    flat = (torch.arange(C, device=q.device).unsqueeze(1) * (S * A) + states * A + actions).reshape(-1)
+    q_sa = q.reshape(-1)[flat].reshape(states.shape)
+    td = rewards.to(q.dtype) - rvi_offset(q, offset, reference_pair).unsqueeze(1) + sigma.to(q.dtype) - q_sa
+    if lr_schedule == "constant":
+        alpha = torch.full_like(td, learning_rate)
+    elif lr_schedule == "count":
+        alpha = learning_rate / (1.0 + counts.reshape(-1)[flat].reshape(states.shape)) ** lr_power
+    elif lr_schedule == "global":
+        alpha = torch.full_like(td, learning_rate / (1.0 + num_updates) ** lr_power)
+    else:
+        raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; valid: {choices(SCHEDULES)}")
+    if check_finite is not None:
+        check_finite({"loss/td": td})
+    q.view(-1).index_put_((flat,), (alpha * td).reshape(-1), accumulate=True)
+    counts.view(-1).index_put_((flat,), torch.ones_like(td).reshape(-1), accumulate=True)
+    return td, alpha
+
+
+class QTable(nn.Module):
+    """The Q table as a module (so checkpoints and the contract suite see it); no gradients."""
+
+    def __init__(self, n_states: int, n_actions: int) -> None:
+        super().__init__()
+        self.q = nn.Parameter(torch.zeros(n_states, n_actions, dtype=torch.float64), requires_grad=False)
+
+
+class RobustRVIQ(AgentBase):
+    """Robust RVI Q-learning; see the module docstring."""
+
+    name: ClassVar[str] = "robust_rvi_q"
+    Config: ClassVar[type] = RobustRVIQConfig
+    offline: ClassVar[bool] = False
+    requires: ClassVar[frozenset[str]] = frozenset({"generative_model"})
+
+    def __init__(self, config: RobustRVIQConfig, observation_space: gym.Space, action_space: gym.Space, *,
+                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+        super().__init__(config, observation_space, action_space, device=device, seed=seed)
+        if not isinstance(observation_space, gym.spaces.Discrete):
+            raise SpaceError(f"agent 'robust_rvi_q' is tabular and needs a Discrete observation space, "
+                             f"got {observation_space}")
+        self.n_states = int(observation_space.n)
+        self.n_actions = self.require_discrete_actions(self.name, action_space)
+        kw = {"metric": np.asarray(config.metric)} if config.metric is not None else {}
+        self.kernel_set = make_kernel_set(config.kernel_set, config.radius, **kw)
+        if config.offset not in OFFSETS:
+            raise ConfigError(f"unknown offset {config.offset!r}; valid: {choices(OFFSETS)}")
+        if config.lr_schedule not in SCHEDULES:
+            raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; valid: {choices(SCHEDULES)}")
+        if not 0.5 < config.mlmc_psi < 1.0:
+            raise ConfigError(f"mlmc_psi={config.mlmc_psi} must lie in (0.5, 1); (0.5, 0.75) keeps variance finite")
+        s0, a0 = (int(x) for x in config.reference_pair)
+        if not (0 <= s0 < self.n_states and 0 <= a0 < self.n_actions):
+            raise ConfigError(f"reference_pair {config.reference_pair} is outside the {self.n_states}×{self.n_actions} table")
+        self.reference_pair = (s0, a0)
+        with self.seeded_init():
+            self.table = QTable(self.n_states, self.n_actions).to(self.device)
+        self.counts = torch.zeros(self.n_states, self.n_actions, dtype=torch.float64, device=self.device)
+        self.generative_model: Any = None
+        self.exact_gain: float | None = None
+
+    # ------------------------------------------------------------------ services
+    def attach(self, services: TrainingServices) -> None:
+        """Take the generative model (next-state samples) and, if known, the model's exact robust gain."""
+        self.generative_model = services.generative_model
+        if services.model is not None:
+            P, R = services.model
+            try:
+                self.exact_gain, _, _ = robust_relative_value_iteration(P, R, self.kernel_set)
+            except RuntimeError:  # a multichain worst case has no single gain to compare with
+                self.exact_gain = None
+
+    @property
+    def gain_estimate(self) -> float:
+        """The current robust gain estimate f(Q)."""
+        return float(rvi_offset(self.table.q.unsqueeze(0), self.config.offset, self.reference_pair)[0])
+
+    # ------------------------------------------------------------------ protocol
+    def _indices(self, x: Any) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, device=self.device)
+        return t.long().reshape(-1)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
+        s = self._indices(obs)
+        actions = self.table.q[s].argmax(-1)
+        if not deterministic and self.config.exploration_rate > 0:
+            explore = torch.rand(len(s), generator=self.generator, device=self.device) < self.config.exploration_rate
+            random = torch.randint(self.n_actions, (len(s),), generator=self.generator, device=self.device)
+            actions = torch.where(explore, random, actions)
+        out = actions.cpu().numpy()
+        return out[0] if np.ndim(obs) == 0 else out  # unbatched in, unbatched out
+
+    @torch.no_grad()
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        cfg = self.config
+        s = self._indices(batch.observations).unsqueeze(0)  # (1, B): one copy
+        a = self._indices(batch.actions).unsqueeze(0)
+        r = batch.rewards.to(self.device, torch.float64).reshape(1, -1)
+        q = self.table.q.unsqueeze(0)  # a view: updates land in the parameter
+        sigma = estimate_next_values(self.kernel_set, q, s, a, self.generative_model, self.generator,
+                                     cfg.mlmc_psi, next_states=self._indices(batch.next_observations).unsqueeze(0))
+        td, alpha = update_tables(q, self.counts.unsqueeze(0), s, a, r, sigma, offset=cfg.offset,
+                                  reference_pair=self.reference_pair, learning_rate=cfg.learning_rate,
+                                  lr_schedule=cfg.lr_schedule, lr_power=cfg.lr_power, num_updates=self.num_updates,
+                                  check_finite=self.check_finite)
+        self.num_updates += 1
+        metrics = {
+            "gain/estimate": self.gain_estimate,
+            "td/abs_mean": float(td.abs().mean()),
+            "q/mean": float(self.table.q.mean()),
+            "sigma/mean": float(sigma.mean()),
+            "lr/mean": float(alpha.mean()),
+        }
+        if self.exact_gain is not None:
+            metrics["gain/error"] = abs(metrics["gain/estimate"] - self.exact_gain)
+        return metrics
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"q": self.table}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"counts": self.counts.clone()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if set(state) != {"counts"} or tuple(state["counts"].shape) != tuple(self.counts.shape):
+            raise CheckpointError(f"robust_rvi_q extra state must be {{'counts': ({self.n_states}, {self.n_actions})}}, "
+                                  f"got keys {sorted(state)}")
+        self.counts.copy_(state["counts"])
+
