@@ -47,3 +47,31 @@ def random_batch(obs_space: gym.Space, act_space: gym.Space, batch_size: int = 1
         dones=torch.as_tensor(rng.random(batch_size) < 0.1, dtype=torch.float32),
         discounts=torch.full((batch_size,), gamma, dtype=torch.float32),
     )
+
+
+# ---------------------------------------------------------------- training services (IWOCS)
+def _iwocs_services():
+    """A cheap fake evaluator (a smooth return surface, worst at a=1, b=3) and a 2-D fake suite."""
+    from rlrobust.core.types import TrainingServices
+    from rlrobust.envs.suites import Suite
+
+    def evaluate(params, episodes=5, return_std=False):
+        value = 100.0 - 10.0 * params["a"] - 5.0 * (params["b"] - 1.0)
+        return (value, 1.0) if return_std else value
+
+    return TrainingServices(
+        evaluate=evaluate, suite=Suite("fake-2d", "Fake-v0", {"a": (0.0, 1.0), "b": (1.0, 3.0)})
+    )
+
+
+def _tabular_services():
+    """A known Garnet(5, 3) model and its generative model (robust RVI Q-learning's MLMC)."""
+    from rlrobust.core.types import TrainingServices
+    from rlrobust.envs.tabular import garnet
+
+    env = garnet(5, 3, 2, seed=0)
+    return TrainingServices(model=env.tabular_model(), generative_model=env.generative_model())
+
+
+#: name -> factory of the TrainingServices the contract suite attaches before exercising the agent.
+SERVICES = {"iwocs": _iwocs_services, "robust_rvi_q": _tabular_services}

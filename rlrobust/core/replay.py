@@ -83,6 +83,10 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    def clear(self) -> None:
+        """Forget every transition (storage is kept and reused)."""
+        self.pos = self.size = 0
+
     def sample(self, batch_size: int) -> TransitionBatch:
         """A uniform sample (with replacement) from the buffer's own seeded generator."""
         if self.size == 0:

@@ -161,23 +161,26 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
     run_dir = Path(run_dir or cfg.get("run_dir") or default_run_dir(agent.name, env_name, cfg.seed))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    suite = cfg.evaluation.get("suite")
+    # The suite of the run: the evaluation's, else the one the perturbation is defined on
+    # (IWOCS searches it; a domain-randomized run is then evaluated on its own box).
+    pert = cfg.get("perturbation") or {}
+    suite = cfg.evaluation.get("suite") or (pert.get("suite") if isinstance(pert, (DictConfig, Mapping)) else None)
     trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset,
                       run_config=OmegaConf.to_container(cfg, resolve=True), suite=suite)
     result = trainer.run()
     if suite:
-        result.metrics.update(evaluate_on_suite(result.agent, cfg, run_dir))
+        result.metrics.update(evaluate_on_suite(result.agent, cfg, run_dir, suite))
     return result
 
 
-def evaluate_on_suite(agent: Any, cfg: DictConfig, run_dir: Path) -> dict[str, float]:
+def evaluate_on_suite(agent: Any, cfg: DictConfig, run_dir: Path, suite: str) -> dict[str, float]:
     """Robustness evaluation at the end of a run; writes the report into ``run_dir/evaluation``."""
     import json
 
     from rlrobust.evaluation.suite import evaluate
 
     ev = cfg.evaluation
-    result = evaluate(agent, ev.suite, episodes=int(ev.episodes), seed=int(cfg.seed),
+    result = evaluate(agent, suite, episodes=int(ev.episodes), seed=int(cfg.seed),
                       points_per_dim=ev.get("points_per_dim"), workers=ev.get("workers"))
     out = run_dir / "evaluation"
     result.save(out)

@@ -12,6 +12,12 @@ Update schedule (SB3 semantics, so SB3 users map one to one): learning starts af
 ``learning_starts`` env steps; then every ``train_freq`` *vector* steps the agent makes
 ``gradient_steps`` updates (``-1``: as many as env steps were collected).
 
+Training-env hooks (IWOCS): an agent may define ``training_params(episodes) -> {name: value} | None``,
+asked before the first step and after every vector step with the number of finished training
+episodes; when the answer changes, every sub-env gets it through ``set_params`` (a static
+``ParameterPerturbation``) and restarts its episode. An agent attribute ``replay_generation``
+empties the replay buffer when it changes (a new inner learner starts on its own data).
+
 Resume: a checkpoint holds the agent, the replay buffer, the collector's counters and RNG and
 the trainer's counters. On resume the envs restart from a reset seeded by the run seed and the
 step, and the run ends at exactly ``total_steps``.
@@ -143,6 +149,8 @@ class Trainer:
         self.best_eval = -math.inf
         self.step = 0
         self._fresh: list[dict[str, np.ndarray]] = []
+        self._replay_generation: Any = None  # training-env hooks: last seen / applied values
+        self._training_params: dict[str, float] | None = None
 
     # ------------------------------------------------------------------ services
     def services(self) -> TrainingServices:
@@ -155,7 +163,7 @@ class Trainer:
         probe.close()
         return TrainingServices(
             make_env=self.env_fn,
-            evaluate=lambda params, episodes=5: self.evaluate(episodes, params=params)[0],
+            evaluate=self._evaluate_service,
             suite=self.suite,
             model=model,
             generative_model=generative,
@@ -175,6 +183,26 @@ class Trainer:
             )
         if hasattr(self.agent, "attach"):
             self.agent.attach(services)
+
+    def _evaluate_service(self, params: Mapping[str, float], episodes: int = 5,
+                          return_std: bool = False) -> float | tuple[float, float]:
+        """``TrainingServices.evaluate``: mean return under ``params`` (``(mean, std)`` with ``return_std``)."""
+        mean, std = self.evaluate(episodes, params=params)
+        return (mean, std) if return_std else mean
+
+    def _sync_training_env(self, collector: Collector, buffer: ReplayBuffer | None) -> None:
+        """Apply the agent's training-env hooks (module docstring); a no-op for other agents."""
+        generation = getattr(self.agent, "replay_generation", None)
+        if generation != self._replay_generation:
+            if self._replay_generation is not None and buffer is not None:
+                buffer.clear()
+            self._replay_generation = generation
+        ask = getattr(self.agent, "training_params", None)
+        params = ask(collector.episodes) if ask is not None else None
+        if params is not None and params != self._training_params:
+            collector.envs.call("set_params", **params)
+            collector.reset(reset_seed=self.collector_seed + self.step)
+            self._training_params = dict(params)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, episodes: int, *, params: Mapping[str, float] | None = None) -> tuple[float, float]:
@@ -281,6 +309,7 @@ class Trainer:
         logger.write(f"{self.agent.name}: {status}; run dir {self.run_dir}")
         # After a resume the envs restart from a reset seeded by (seed, step): reproducible.
         collector.reset(reset_seed=self.collector_seed + self.step)
+        self._sync_training_env(collector, buffer)
         set_progress = getattr(self.agent, "set_progress", None)
         updates_per_train = self.gradient_steps if self.gradient_steps > 0 else self.train_freq * s.num_envs
         last: dict[str, float] = {}
@@ -301,6 +330,7 @@ class Trainer:
                     elif len(buffer) > 0:
                         for _ in range(updates_per_train):
                             last = self._update(buffer.sample(self.batch_size), logger)
+                self._sync_training_env(collector, buffer)
                 metrics: dict[str, float] = {}
                 for ep in episodes:
                     logger.writer.add_scalar("train/episode_return", ep["return"], self.step)
