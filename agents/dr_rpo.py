@@ -167,11 +167,11 @@ class DRRPO(AgentBase):
         if ref.shape != (S, A) or np.any(ref <= 0) or not np.allclose(ref.sum(-1), 1.0, atol=1e-6):
             raise ConfigError(f"reference_policy must be (S, A) = ({S}, {A}) positive rows summing to 1")
         self.log_ref = torch.as_tensor(np.log(ref), dtype=torch.float64, device=self.device)
-        with self.seeded_init():
-            self.policy = PolicyTable(H, S, A).to(self.device)
-            # π⁰ = π_ref, up to a 1e-6 random perturbation so that exact ties (e.g. deterministic
-            # acting before any data) break at random instead of always towards action 0.
-            self.policy.logits.copy_(self.log_ref + 1e-6 * torch.rand(S, A, dtype=torch.float64).expand(H, S, A))
+        self.policy = PolicyTable(H, S, A).to(self.device)
+        # π⁰ = π_ref, up to a 1e-6 random perturbation so that exact ties (e.g. deterministic
+        # acting before any data) break at random instead of always towards action 0.
+        jitter = torch.rand(S, A, generator=self.generator, dtype=torch.float64, device=self.device)
+        self.policy.logits.copy_(self.log_ref + 1e-6 * jitter.expand(H, S, A))
         # Sufficient statistics of all data so far (see the deviations list).
         self.counts = torch.zeros(H, S, A, S, dtype=torch.float64, device=self.device)
         self.reward_sums = torch.zeros(H, S, A, dtype=torch.float64, device=self.device)

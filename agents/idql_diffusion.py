@@ -59,7 +59,7 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(dim // 2, 1) * 0.2)
+        self.weight = nn.Parameter(nn.init.normal_(torch.empty(dim // 2, 1), std=0.2))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:  # t (B, 1) float
         f = 2 * math.pi * t @ self.weight.T  # (B, dim/2)

@@ -16,6 +16,12 @@ from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
 # name -> "module:Class". One line per agent; keep in sync with conf/agent/<name>.yaml.
 _AGENTS: dict[str, str] = {
     "iqn": "rlrobust.agents.iqn:IQN",
+    "dsac": "rlrobust.agents.dsac:DSAC",
+    "idql": "rlrobust.agents.idql:IDQL",
+    "riql": "rlrobust.agents.riql:RIQL",
+    "iwocs": "rlrobust.agents.iwocs:IWOCS",
+    "robust_rvi_q": "rlrobust.agents.robust_rvi_q:RobustRVIQ",
+    "dr_rpo": "rlrobust.agents.dr_rpo:DRRPO",
 }
 
 
