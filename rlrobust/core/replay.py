@@ -57,9 +57,10 @@ class ReplayBuffer:
 
     def _allocate(self, batch: Mapping[str, torch.Tensor]) -> None:
         for key, value in batch.items():
-            self.storage[key] = torch.zeros(
-                (self.capacity, *value.shape[1:]), dtype=value.dtype, device=self.device
-            )
+            # Floating data is stored as float32 (MuJoCo observations arrive as float64): the
+            # networks run in float32, and it halves the memory.
+            dtype = torch.float32 if value.is_floating_point() else value.dtype
+            self.storage[key] = torch.zeros((self.capacity, *value.shape[1:]), dtype=dtype, device=self.device)
 
     def add(self, **batch: np.ndarray | torch.Tensor) -> None:
         """Append a batch of E transitions; keys are the :class:`TransitionBatch` fields
@@ -68,18 +69,23 @@ class ReplayBuffer:
         missing = set(_FIELDS) - set(batch)
         if missing:
             raise ValueError(f"ReplayBuffer.add is missing fields {sorted(missing)}")
-        tensors = {k: torch.as_tensor(v, device=self.device) for k, v in batch.items()}
+        # as_tensor shares NumPy memory on CPU; the copy happens once, into the storage slice.
+        tensors = {k: torch.as_tensor(v) for k, v in batch.items()}
         if not self.storage:
             self._allocate(tensors)
-        if set(tensors) != set(self.storage):
+        if tensors.keys() != self.storage.keys():
             raise ValueError(f"ReplayBuffer.add got fields {sorted(tensors)}, buffer holds {sorted(self.storage)}")
         n = int(tensors["rewards"].shape[0])
         if n > self.capacity:  # only the newest `capacity` rows can survive anyway
             tensors = {k: v[-self.capacity :] for k, v in tensors.items()}
             n = self.capacity
-        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
-        for key, value in tensors.items():
-            self.storage[key][idx] = value.to(self.storage[key].dtype)
+        if self.pos + n <= self.capacity:  # contiguous: slice copies (cheaper than index_put)
+            for key, value in tensors.items():
+                self.storage[key][self.pos : self.pos + n] = value
+        else:
+            idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+            for key, value in tensors.items():
+                self.storage[key][idx] = value.to(self.device, self.storage[key].dtype)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 

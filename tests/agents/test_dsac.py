@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from rlrobust.agents.dsac import (
     DSAC,
     DSACConfig,
@@ -20,7 +21,6 @@ from rlrobust.agents.dsac import (
     huber_gaussian_surrogate,
     soft_gaussian_targets,
 )
-
 from rlrobust.core.errors import ConfigError, SpaceError
 from rlrobust.core.networks import squashed_gaussian_log_prob
 from rlrobust.core.types import TransitionBatch

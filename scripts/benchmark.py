@@ -1,0 +1,189 @@
+"""Benchmarks: speed side by side with the peers (same process, ratios in one run) and learning budgets.
+
+Usage: ``OMP_NUM_THREADS=1 python scripts/benchmark.py <name> [options]``; ``--help`` per name.
+
+=================  =========================================================================
+name               what it measures
+=================  =========================================================================
+iqn-speed          env-steps/s learning CartPole-v1: rlrobust IQN (trainer) vs sb3-contrib QR-DQN
+iqn-learning       IQN on CartPole-v1: best evaluation return within 50k env steps, 5 seeds
+dsac-speed         env-steps/s learning HalfCheetah-v5: DSAC (trainer) vs SB3 SAC vs sb3-contrib TQC
+dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3 seeds
+evaluation         suite evaluation cost vs stepping the bare env (scripts/bench_evaluation.py)
+robust             exact robust RVI and robust RVI Q-learning throughput (scripts/bench_robust.py)
+offline            IDQL / RIQL gradient steps/s and the offline pipeline (scripts/bench_offline.py)
+iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (scripts/bench_iwocs.py)
+=================  =========================================================================
+
+Speed runs alternate the two (or three) learners and repeat, reporting medians of wall-clock
+rates and of process-CPU-time rates (the steadier one on a shared machine), with identical
+settings: network, batch, update-to-data ratio, warm-up, distribution size, one torch thread.
+Our side runs through :class:`rlrobust.core.trainer.Trainer`, the same loop users train with
+(collector, replay buffer, logging), not a stripped-down loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+DELEGATED = {"evaluation": "bench_evaluation", "robust": "bench_robust", "offline": "bench_offline",
+             "iwocs": "bench_iwocs"}
+
+
+def _timed(fn: Any) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _train_ours(agent_name: str, env_id: str, steps: int, seed: int, **agent_kwargs: Any) -> Any:
+    """Train through the library's trainer with evaluation/checkpoints off (pure learning speed)."""
+    import rlrobust
+    from rlrobust.core.trainer import Trainer, TrainerSettings
+
+    env_fn = lambda: gym.make(env_id)  # noqa: E731
+    probe = env_fn()
+    agent = rlrobust.make_agent(agent_name, probe.observation_space, probe.action_space, seed=seed, **agent_kwargs)
+    probe.close()
+    settings = TrainerSettings(total_steps=steps, seed=seed, progress=False, final_eval_episodes=0,
+                               checkpoint_interval=0, log_interval=10**9)
+    with tempfile.TemporaryDirectory() as run_dir:
+        return Trainer(agent, env_fn, settings, run_dir).run().agent
+
+
+def _speed_table(runs: dict[str, Any], steps: int, repeats: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {f"{k}{s}": [] for k in runs for s in ("", "_cpu")}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            wall, cpu = _timed(fn)
+            rates[name].append(steps / wall)
+            rates[f"{name}_cpu"].append(steps / cpu)
+    return {k: statistics.median(v) for k, v in rates.items()} | {"all": rates}
+
+
+def iqn_speed(steps: int = 4000, repeats: int = 3, n_quantiles: int = 32, seed: int = 0) -> dict[str, Any]:
+    """IQN vs QR-DQN, CartPole-v1: 1,000 warm-up steps, then 1 update of batch 64 per env step,
+    net_arch [256, 256], N = N′ = K = n_quantiles (QR-DQN's n_quantiles)."""
+    from sb3_contrib import QRDQN
+
+    torch.set_num_threads(1)
+    common = dict(learning_starts=1000, batch_size=64, train_freq=1, gradient_steps=1, buffer_size=steps)
+
+    def qrdqn() -> None:
+        QRDQN("MlpPolicy", gym.make("CartPole-v1"), device="cpu", seed=seed, verbose=0, **common,
+              policy_kwargs={"net_arch": [256, 256], "n_quantiles": n_quantiles}).learn(total_timesteps=steps)
+
+    def iqn() -> None:
+        _train_ours("iqn", "CartPole-v1", steps, seed, net_arch=[256, 256], n_quantiles=n_quantiles,
+                    n_target_quantiles=n_quantiles, n_action_quantiles=n_quantiles, **common)
+
+    out = _speed_table({"qrdqn": qrdqn, "iqn": iqn}, steps, repeats)
+    out.update(ratio=out["iqn"] / out["qrdqn"], ratio_cpu=out["iqn_cpu"] / out["qrdqn_cpu"],
+               settings=dict(env="CartPole-v1", steps=steps, repeats=repeats, n_quantiles=n_quantiles,
+                             net_arch=[256, 256], batch_size=64, learning_starts=1000, updates_per_step=1,
+                             torch_threads=1))
+    return out
+
+
+def dsac_speed(steps: int = 2500, repeats: int = 2, seed: int = 0) -> dict[str, Any]:
+    """DSAC vs SAC vs TQC, HalfCheetah-v5: 1,000 warm-up steps, then 1 update of batch 256 per env
+    step, net_arch [256, 256] (actor and critics), one process, one torch thread."""
+    from sb3_contrib import TQC
+    from stable_baselines3 import SAC
+
+    from rlrobust.envs.mujoco_params import silence_mujoco_warnings
+
+    silence_mujoco_warnings()
+    torch.set_num_threads(1)
+    common = dict(learning_starts=1000, batch_size=256, train_freq=1, gradient_steps=1, buffer_size=steps)
+
+    def sb3(cls: Any) -> Any:
+        return lambda: cls("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, **common,
+                           policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=steps)
+
+    def dsac() -> None:
+        _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu", **common)
+
+    out = _speed_table({"sac": sb3(SAC), "tqc": sb3(TQC), "dsac": dsac}, steps, repeats)
+    out.update(ratio_vs_sac=out["dsac"] / out["sac"], ratio_vs_sac_cpu=out["dsac_cpu"] / out["sac_cpu"],
+               ratio_vs_tqc=out["dsac"] / out["tqc"],
+               settings=dict(env="HalfCheetah-v5", steps=steps, repeats=repeats, net_arch=[256, 256],
+                             batch_size=256, learning_starts=1000, updates_per_step=1, torch_threads=1,
+                             tqc="sb3-contrib defaults: 2 critics x 25 quantiles, 2 dropped per net"))
+    return out
+
+
+def _learning_curve(agent_name: str, env_id: str, steps: int, seed: int, eval_interval: int, eval_episodes: int,
+                    agent_kwargs: dict[str, Any]) -> list[tuple[int, float]]:
+    import rlrobust
+    from rlrobust.core.logging import read_metrics
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as run_dir:
+        rlrobust.train(agent_name, env_id, total_steps=steps, seed=seed, run_dir=run_dir, agent_kwargs=agent_kwargs,
+                       eval_interval=eval_interval, eval_episodes=eval_episodes, final_eval_episodes=0,
+                       checkpoint_interval=0, progress=False)
+        return [(r["step"], r["eval/return_mean"]) for r in read_metrics(run_dir) if "eval/return_mean" in r]
+
+
+def iqn_learning(seeds: int = 5, steps: int = 50_000, eval_interval: int = 2500, eval_episodes: int = 10,
+                 threshold: float = 475.0) -> dict[str, Any]:
+    """IQN (conf/agent/iqn.yaml defaults) on CartPole-v1: does each seed's evaluation return
+    reach ``threshold`` within ``steps`` env steps? (deterministic policy, 10 episodes per eval)."""
+    curves = {s: _learning_curve("iqn", "CartPole-v1", steps, s, eval_interval, eval_episodes, {}) for s in range(seeds)}
+    reached = {s: next((step for step, ret in c if ret >= threshold), None) for s, c in curves.items()}
+    return {"curves": curves, "first_step_reaching_threshold": reached,
+            "seeds_reaching": sum(v is not None for v in reached.values()), "seeds": seeds,
+            "settings": dict(env="CartPole-v1", steps=steps, eval_interval=eval_interval,
+                             eval_episodes=eval_episodes, threshold=threshold, agent="conf/agent/iqn.yaml defaults")}
+
+
+def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) -> dict[str, Any]:
+    """DSAC (conf/agent/dsac.yaml defaults) on Pendulum-v1: evaluation return along 20k env steps."""
+    curves = {s: _learning_curve("dsac", "Pendulum-v1", steps, s, steps // 4, eval_episodes, {}) for s in range(seeds)}
+    return {"curves": curves, "final": {s: c[-1][1] for s, c in curves.items()},
+            "settings": dict(env="Pendulum-v1", steps=steps, eval_episodes=eval_episodes,
+                             agent="conf/agent/dsac.yaml defaults")}
+
+
+LOCAL = {"iqn-speed": iqn_speed, "dsac-speed": dsac_speed, "iqn-learning": iqn_learning,
+         "dsac-pendulum": dsac_pendulum}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help") or sys.argv[1] not in {*LOCAL, *DELEGATED}:
+        print(__doc__)
+        raise SystemExit(0 if len(sys.argv) >= 2 and sys.argv[1] in ("-h", "--help") else 2)
+    name, rest = sys.argv[1], sys.argv[2:]
+    if name in DELEGATED:
+        sys.path.insert(0, str(HERE))
+        module = importlib.import_module(DELEGATED[name])
+        sys.argv = [f"{module.__file__}", *rest]
+        module.main()
+        return
+    fn = LOCAL[name]
+    parser = argparse.ArgumentParser(prog=f"benchmark.py {name}", description=fn.__doc__)
+    import inspect
+
+    for pname, param in inspect.signature(fn).parameters.items():
+        parser.add_argument(f"--{pname.replace('_', '-')}", type=type(param.default), default=param.default)
+    args = parser.parse_args(rest)
+    result = fn(**vars(args))
+    print(json.dumps(result, indent=1, default=lambda x: float(x) if isinstance(x, np.floating) else str(x)))
+
+
+if __name__ == "__main__":
+    main()
