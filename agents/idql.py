@@ -37,9 +37,9 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
-from rlrobust.agents.idql_diffusion import ScoreNetwork, ddpm_step, vp_beta_schedule
 from torch import nn
 
+from rlrobust.agents.idql_diffusion import ScoreNetwork, ddpm_step, vp_beta_schedule
 from rlrobust.core.agent_base import AgentBase
 from rlrobust.core.errors import CheckpointError
 from rlrobust.core.losses import expectile_loss

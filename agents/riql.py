@@ -49,7 +49,6 @@ from rlrobust.core.networks import EnsembleLinear, EnsembleMLP, mlp
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
 
-
 #: Config overrides that turn RIQL into plain (deterministic-actor) IQL.
 IQL_BASELINE: dict[str, Any] = {
     "n_critics": 2, "quantile_alpha": None, "ensemble_reduction": "min", "huber_sigma": None,

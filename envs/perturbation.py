@@ -33,10 +33,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.utils.seeding import np_random
-from rlrobust.envs.mujoco_params import PhysicalParameters, physical_parameters, silence_mujoco_warnings
 
 from rlrobust.core.errors import ConfigError, PerturbationError, SpaceError, choices
 from rlrobust.core.seeding import numpy_generator, spawn_seeds
+from rlrobust.envs.mujoco_params import PhysicalParameters, physical_parameters, silence_mujoco_warnings
 
 Values = dict[str, float]
 Bounds = dict[str, tuple[float, float]]

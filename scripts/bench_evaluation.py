@@ -26,11 +26,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
-from rlrobust.envs.mujoco_params import silence_mujoco_warnings  # noqa: E402
-from rlrobust.envs.suites import get_suite  # noqa: E402
 
 import rlrobust  # noqa: E402
 from rlrobust.core.seeding import spawn_seeds  # noqa: E402
+from rlrobust.envs.mujoco_params import silence_mujoco_warnings  # noqa: E402
+from rlrobust.envs.suites import get_suite  # noqa: E402
 from rlrobust.evaluation.policies import ConstantPolicy  # noqa: E402
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from rlrobust.agents.riql import IQL_BASELINE
 
 import rlrobust
+from rlrobust.agents.riql import IQL_BASELINE
 from rlrobust.core.types import TransitionBatch
 from rlrobust.data import D4RL_REF_SCORES, corrupt, normalized_score, record_dataset
 

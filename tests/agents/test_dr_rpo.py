@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from rlrobust.agents.dr_rpo import d_rectangular_robust_q, mirror_descent_step
-from rlrobust.envs.tabular import BatchedTabularMDP, LinearMDP, garnet
 from scipy.optimize import minimize
 
 import rlrobust
+from rlrobust.agents.dr_rpo import d_rectangular_robust_q, mirror_descent_step
 from rlrobust.core.errors import ConfigError, SpaceError
 from rlrobust.core.types import TransitionBatch
+from rlrobust.envs.tabular import BatchedTabularMDP, LinearMDP, garnet
 from rlrobust.robust import make_kernel_set, robust_finite_horizon
 
 

@@ -6,10 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from rlrobust.agents.idql_diffusion import ddpm_step, vp_beta_schedule
 from torch import nn
 
 import rlrobust
+from rlrobust.agents.idql_diffusion import ddpm_step, vp_beta_schedule
 from rlrobust.core.losses import expectile_loss
 from rlrobust.core.types import TransitionBatch
 from rlrobust.data import Dataset

@@ -6,6 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
+import rlrobust
 from rlrobust.agents.riql import (
     IQL_BASELINE,
     advantage_weights,
@@ -13,8 +15,6 @@ from rlrobust.agents.riql import (
     huber_critic_loss,
     huber_delta,
 )
-
-import rlrobust
 from rlrobust.core.types import TransitionBatch
 from rlrobust.data import Dataset, corrupt
 

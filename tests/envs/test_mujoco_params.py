@@ -8,6 +8,7 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from rlrobust.envs import (
     DynamicParameterAdversary,
     ParameterPerturbation,

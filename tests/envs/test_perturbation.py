@@ -11,6 +11,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+
+import rlrobust
+from rlrobust.core.errors import ConfigError, PerturbationError, SpaceError
+from rlrobust.core.seeding import spawn_seeds
 from rlrobust.envs import (
     DynamicParameterAdversary,
     ExternalForceAdversary,
@@ -21,10 +25,6 @@ from rlrobust.envs import (
     make_env,
 )
 from rlrobust.envs.perturbation import SequenceSampler, UniformSampler
-
-import rlrobust
-from rlrobust.core.errors import ConfigError, PerturbationError, SpaceError
-from rlrobust.core.seeding import spawn_seeds
 
 CONF = Path(rlrobust.__file__).resolve().parent.parent / "conf" / "perturbation"
 

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
-from rlrobust.envs import get_suite, list_suites, perturbable_parameters
 
 from rlrobust.core.errors import PerturbationError
+from rlrobust.envs import get_suite, list_suites, perturbable_parameters
 
 
 def test_registered_ids():

@@ -7,6 +7,7 @@ import functools
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from rlrobust.envs import make_env
 
 DR = {"kind": "random", "suite": "hopper-2d"}
