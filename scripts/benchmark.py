@@ -152,11 +152,15 @@ def iqn_learning(seeds: int = 5, steps: int = 50_000, eval_interval: int = 2500,
 
 
 def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) -> dict[str, Any]:
-    """DSAC (conf/agent/dsac.yaml defaults) on Pendulum-v1: evaluation return along 20k env steps."""
-    curves = {s: _learning_curve("dsac", "Pendulum-v1", steps, s, steps // 4, eval_episodes, {}) for s in range(seeds)}
+    """DSAC on Pendulum-v1 with conf/experiment/dsac_pendulum.yaml: eval return along 20k env steps."""
+    import yaml
+
+    preset = yaml.safe_load((HERE.parent / "conf" / "experiment" / "dsac_pendulum.yaml").read_text())["agent"]
+    curves = {s: _learning_curve("dsac", "Pendulum-v1", steps, s, steps // 4, eval_episodes, preset)
+              for s in range(seeds)}
     return {"curves": curves, "final": {s: c[-1][1] for s, c in curves.items()},
             "settings": dict(env="Pendulum-v1", steps=steps, eval_episodes=eval_episodes,
-                             agent="conf/agent/dsac.yaml defaults")}
+                             agent=f"conf/agent/dsac.yaml + conf/experiment/dsac_pendulum.yaml {preset}")}
 
 
 LOCAL = {"iqn-speed": iqn_speed, "dsac-speed": dsac_speed, "iqn-learning": iqn_learning,
