@@ -134,16 +134,33 @@ def default_run_dir(agent: str, env_name: str, seed: int) -> Path:
     return Path("runs") / f"{agent}-{env_name}-seed{seed}-{stamp}-{os.getpid()}"
 
 
+def recovered_env(dataset: Any) -> dict[str, Any] | None:
+    """The env config (``id``, ``kwargs``, ``max_episode_steps``) a dataset was recorded in, from
+    the gymnasium spec in its metadata (the evaluation spec when it has one), or None."""
+    meta = getattr(dataset, "metadata", None) or {}
+    spec_json = meta.get("eval_env_spec") or meta.get("env_spec")
+    if not spec_json:
+        return None
+    spec = gym.envs.registration.EnvSpec.from_json(spec_json) if isinstance(spec_json, str) else spec_json
+    return {"id": spec.id, "kwargs": dict(spec.kwargs or {}), "max_episode_steps": spec.max_episode_steps}
+
+
 def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, dataset: Any = None,
-                    run_dir: str | Path | None = None) -> TrainResult:
-    """Build everything a composed config names and train (then evaluate on the suite, if any)."""
+                    run_dir: str | Path | None = None, env_from_dataset: bool = False) -> TrainResult:
+    """Build everything a composed config names and train (then evaluate on the suite, if any).
+
+    With ``env_from_dataset`` (the env was not chosen explicitly) an offline run evaluates in the
+    environment recovered from the dataset's metadata, when it records one.
+    """
     settings = settings_from({**OmegaConf.to_container(cfg.trainer, resolve=True),
                               "total_steps": cfg.total_steps, "seed": cfg.seed})
-    env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     if dataset is None and cfg.dataset.get("id"):
         from rlrobust.data import dataset_from_config
 
         dataset = dataset_from_config(OmegaConf.to_container(cfg.dataset, resolve=True))
+    if env is None and dataset is not None and env_from_dataset and recovered_env(dataset) is not None:
+        cfg.env = OmegaConf.create(recovered_env(dataset))
+    env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     probe = env_fn() if not isinstance(env, gym.Env) else env
     obs_space, act_space = probe.observation_space, probe.action_space
     if not isinstance(env, gym.Env):

@@ -430,7 +430,8 @@ def train(
     Args:
         agent: a registered agent name (``"iqn"``) or an agent instance.
         env: a gymnasium id (``"CartPole-v1"``), a ``conf/env`` option name (``"cartpole"``), a
-            ``gym.Env`` instance (``num_envs=1`` only) or a factory returning a fresh env.
+            ``gym.Env`` instance (``num_envs=1`` only) or a factory returning a fresh env; None
+            with a dataset: the env recovered from the dataset's metadata.
         total_steps: env steps online, gradient steps offline.
         seed: the run seed.
         run_dir: output folder (default ``runs/<agent>-<env>-seed<seed>``); an existing run dir
@@ -462,4 +463,5 @@ def train(
         agent=None if isinstance(agent, str) else agent,
         env=None if isinstance(env, str) else env,
         dataset=None if isinstance(dataset, str) else dataset,
+        env_from_dataset=env is None,
     )

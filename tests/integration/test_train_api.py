@@ -89,3 +89,15 @@ def test_multirun_sweep_writes_one_job_dir_per_seed(tmp_path):
         job_dir = tmp_path / "sweep" / job
         assert (job_dir / "config.yaml").exists() and (job_dir / "final_evaluation.json").exists()
         assert "seed: " + job in (job_dir / "config.yaml").read_text()
+
+
+def test_offline_run_evaluates_in_the_env_recovered_from_the_dataset(tmp_path):
+    from rlrobust.data import record_dataset
+
+    record_dataset(lambda obs: np.zeros(1, np.float32), "Pendulum-v1", dataset_id="test/pendulum/zero-v0",
+                   episodes=2, seed=0)
+    result = rlrobust.train("riql", dataset="test/pendulum/zero-v0", total_steps=20, run_dir=tmp_path / "run",
+                            agent_kwargs={"net_arch": [16, 16], "batch_size": 32}, progress=False,
+                            final_eval_episodes=1)
+    assert "id: Pendulum-v1" in (tmp_path / "run" / "config.yaml").read_text()
+    assert result.metrics["steps"] == 20 and np.isfinite(result.metrics["eval/return_mean"])
