@@ -80,7 +80,9 @@ def rvi_offset(q: torch.Tensor, offset: str, reference_pair: tuple[int, int] = (
     if q.dim() != 3:
         raise ValueError(f"q must have shape (copies, S, A), got {tuple(q.shape)}")
     if offset == "mean":
-        return q.mean(dim=(1, 2))
+        # a matrix–vector product: reductions over short trailing axes are slow on CPU
+        flat = q.reshape(q.shape[0], -1)
+        return flat @ torch.full((flat.shape[1],), 1.0 / flat.shape[1], dtype=q.dtype, device=q.device)
     if offset == "reference":
         return q[:, reference_pair[0], reference_pair[1]]
     raise ConfigError(f"unknown offset {offset!r}; valid: {choices(OFFSETS)}")
@@ -106,17 +108,18 @@ def estimate_next_values(
                          f"(copies, B) with copies = {q.shape[0]}")
     C, B = states.shape
     S = q.shape[1]
-    v = q.max(-1).values  # (C, S)
+    v = q.amax(-1)  # (C, S)
     rows_v = v.unsqueeze(1).expand(C, B, S).reshape(C * B, S)
     flat_s, flat_a = states.reshape(-1), actions.reshape(-1)
     if generative_model is not None:
         def sampler(rows: torch.Tensor, n: int) -> torch.Tensor:
-            return generative_model.sample(flat_s[rows], flat_a[rows], n, generator).to(q.device)
+            return generative_model.sample(flat_s.index_select(0, rows), flat_a.index_select(0, rows), n,
+                                           generator).to(q.device)
     elif next_states is not None:
         flat_next = next_states.reshape(-1)
 
         def sampler(rows: torch.Tensor, n: int) -> torch.Tensor:
-            return flat_next[rows].unsqueeze(1).expand(len(rows), n)
+            return flat_next.index_select(0, rows).unsqueeze(1).expand(len(rows), n)
     else:
         raise ValueError("either a generative model or next_states is needed to estimate σ")
     return kernel_set.estimate(rows_v, sampler, generator, psi).reshape(C, B)
@@ -155,20 +158,20 @@ def update_tables(
         raise ValueError(f"states, actions, rewards, sigma must all be (C, B) with C = {C}; got "
                          f"{tuple(states.shape)}, {tuple(actions.shape)}, {tuple(rewards.shape)}, {tuple(sigma.shape)}")
     flat = (torch.arange(C, device=q.device).unsqueeze(1) * (S * A) + states * A + actions).reshape(-1)
-    q_sa = q.reshape(-1)[flat].reshape(states.shape)
+    q_sa = q.view(-1).index_select(0, flat).view(states.shape)
     td = rewards.to(q.dtype) - rvi_offset(q, offset, reference_pair).unsqueeze(1) + sigma.to(q.dtype) - q_sa
     if lr_schedule == "constant":
         alpha = torch.full_like(td, learning_rate)
     elif lr_schedule == "count":
-        alpha = learning_rate / (1.0 + counts.reshape(-1)[flat].reshape(states.shape)) ** lr_power
+        alpha = learning_rate / (1.0 + counts.view(-1).index_select(0, flat).view(states.shape)) ** lr_power
     elif lr_schedule == "global":
         alpha = torch.full_like(td, learning_rate / (1.0 + num_updates) ** lr_power)
     else:
         raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; valid: {choices(SCHEDULES)}")
     if check_finite is not None:
         check_finite({"loss/td": td})
-    q.view(-1).index_put_((flat,), (alpha * td).reshape(-1), accumulate=True)
-    counts.view(-1).index_put_((flat,), torch.ones_like(td).reshape(-1), accumulate=True)
+    q.view(-1).index_add_(0, flat, (alpha * td).reshape(-1))
+    counts.view(-1).index_add_(0, flat, torch.ones_like(td).reshape(-1))
     return td, alpha
 
 

@@ -36,14 +36,25 @@ class GenerativeModel:
     def __init__(self, P: torch.Tensor) -> None:
         self.cdf = P.to(torch.float64).cumsum(-1)  # (S, A, S)
         self.cdf[..., -1] = 1.0  # rounding must never push a draw past the last state
-        self.n_states = P.shape[-1]
+        self.n_states, self.n_actions = P.shape[-1], P.shape[1]
+        self._flat_cdf = self.cdf.reshape(-1, self.n_states)  # row s·A + a
 
     def sample(self, states: torch.Tensor, actions: torch.Tensor, n: int,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """``(B, n)`` int64 next states, i.i.d. from ``P(·|states[b], actions[b])``."""
-        cdf = self.cdf[states.to(self.cdf.device), actions.to(self.cdf.device)]  # (B, S)
+        """``(B, n)`` int64 next states, i.i.d. from ``P(·|states[b], actions[b])``.
+
+        Inverse CDF: the state is the number of CDF entries ≤ u (u ~ U[0, 1)). With few states a
+        chain of comparisons is about twice as fast as ``searchsorted`` (and gives the same states).
+        """
+        pair = states.to(self.cdf.device) * self.n_actions + actions.to(self.cdf.device)
+        cdf = self._flat_cdf.index_select(0, pair)  # (B, S)
         u = torch.rand(cdf.shape[0], n, generator=generator, dtype=torch.float64, device=cdf.device)
-        return torch.searchsorted(cdf, u, right=True).clamp_(max=self.n_states - 1)
+        if self.n_states > 16:
+            return torch.searchsorted(cdf, u, right=True).clamp_(max=self.n_states - 1)
+        out = torch.zeros(u.shape, dtype=torch.int64, device=u.device)
+        for s in range(self.n_states - 1):  # the last entry is exactly 1 > u
+            out += u >= cdf[:, s:s + 1]
+        return out
 
 
 class TabularMDP(gym.Env):
@@ -133,7 +144,7 @@ class BatchedTabularMDP:
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Step every copy: ``(next_states, rewards, terminated, truncated)``, each ``(num_envs,)``."""
         actions = actions.to(self.device)
-        rewards = self.R[self.states, actions]
+        rewards = self.R.view(-1).index_select(0, self.states * self.n_actions + actions)
         next_states = self.model.sample(self.states, actions, 1, self.generator)[:, 0]
         self.elapsed += 1
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)

@@ -5,7 +5,8 @@
    independent copies, with ``BatchedTabularMDP`` stepping on the same device (ε-greedy rollouts,
    one transition per copy per step; next-state samples for σ̂ from the generative model).
 
-Usage: ``python scripts/bench_robust.py [--device cuda] [--copies N] [--steps N]``.
+Usage: ``python scripts/bench_robust.py [--device cuda] [--copies N] [--steps N] [--repeats N]``
+(one torch thread by default; each set is measured ``--repeats`` times).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import json
 import time
 
 import torch
+
 from rlrobust.agents.robust_rvi_q import estimate_next_values, update_tables
 from rlrobust.envs.tabular import BatchedTabularMDP, garnet
-
 from rlrobust.robust import make_kernel_set, robust_relative_value_iteration
 
 
@@ -42,11 +43,11 @@ def bench_rvi_q(copies: int = 100_000, steps: int = 50, set_name: str = "contami
     ks = make_kernel_set(set_name, radius)
     q = torch.zeros(copies, n_states, n_actions, dtype=torch.float64, device=device)
     counts = torch.zeros_like(q)
-    rows = torch.arange(copies, device=device)
+    row_offset = torch.arange(copies, device=device) * n_states
 
     def one_step() -> None:
         s = batched.states
-        greedy = q[rows, s].argmax(-1)
+        greedy = q.view(-1, n_actions).index_select(0, row_offset + s).argmax(-1)
         explore = torch.rand(copies, generator=gen, device=device) < exploration_rate
         a = torch.where(explore, torch.randint(n_actions, (copies,), generator=gen, device=device), greedy)
         _, r, _, _ = batched.step(a)
@@ -74,14 +75,19 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--copies", type=int, default=100_000)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--sets", default="contamination,tv,kl")
+    parser.add_argument("--sets", default="contamination,tv,chi2,kl,wasserstein")
+    parser.add_argument("--radius", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2, help="measurements per set (shared machines are noisy)")
+    parser.add_argument("--skip-exact", action="store_true", help="skip the exact robust RVI timing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(json.dumps({"exact_rvi_kl": bench_exact_rvi()}))
+    if not args.skip_exact:
+        print(json.dumps({"exact_rvi_kl": bench_exact_rvi()}))
     for name in args.sets.split(","):
-        radius = 0.1
-        print(json.dumps({"rvi_q": bench_rvi_q(args.copies, args.steps, name, radius, device=args.device)}))
+        for _ in range(args.repeats):
+            result = bench_rvi_q(args.copies, args.steps, name, args.radius, device=args.device)
+            print(json.dumps({"rvi_q": {**result, "threads": args.threads}}), flush=True)
 
 
 if __name__ == "__main__":

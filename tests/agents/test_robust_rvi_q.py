@@ -11,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from rlrobust.agents.robust_rvi_q import estimate_next_values, update_tables
-from rlrobust.envs.tabular import garnet
 
 import rlrobust
+from rlrobust.agents.robust_rvi_q import estimate_next_values, update_tables
 from rlrobust.core.errors import ConfigError, SpaceError
 from rlrobust.core.types import TrainingServices, TransitionBatch
+from rlrobust.envs.tabular import garnet
 from rlrobust.robust import make_kernel_set, robust_relative_value_iteration
 
 SETS = [("contamination", 0.2), ("tv", 0.2), ("chi2", 0.5), ("kl", 0.2), ("wasserstein", 0.5)]
@@ -133,3 +133,29 @@ def test_agent_learns_exact_gain_from_trajectories(name, radius):
             r = torch.as_tensor(np.asarray(rewards)[idx], dtype=torch.float32)
             metrics = agent.update(TransitionBatch(s, a, r, s, torch.zeros(64), torch.ones(64)))
     assert metrics["gain/error"] <= 0.02 * abs(agent.exact_gain), (agent.gain_estimate, agent.exact_gain)
+
+
+def test_generative_model_draws_by_inverse_cdf():
+    """Same states as ``searchsorted`` on the same uniforms (the comparison chain is an
+    optimisation), and frequencies that match P."""
+    env = garnet(6, 3, 3, seed=2)
+    model = env.generative_model()
+    s = torch.arange(6).repeat_interleave(3)
+    a = torch.arange(3).repeat(6)
+    got = model.sample(s, a, 20_000, torch.Generator().manual_seed(3))
+    u = torch.rand(18, 20_000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    cdf = np.cumsum(env.P[s.numpy(), a.numpy()], -1)
+    cdf[:, -1] = 1.0
+    want = np.stack([np.searchsorted(cdf[i], u[i].numpy(), side="right") for i in range(18)])
+    np.testing.assert_array_equal(got.numpy(), want)
+    freq = np.stack([np.bincount(row, minlength=6) for row in got.numpy()]) / 20_000
+    assert np.abs(freq - env.P[s.numpy(), a.numpy()]).max() < 0.015
+
+
+def test_update_tables_sums_repeated_pairs():
+    q = torch.zeros(1, 2, 2, dtype=torch.float64)
+    counts = torch.zeros_like(q)
+    s, a = torch.tensor([[1, 1]]), torch.tensor([[0, 0]])
+    update_tables(q, counts, s, a, torch.tensor([[1.0, 3.0]]), torch.zeros(1, 2), lr_schedule="constant",
+                  learning_rate=0.5)
+    assert q[0, 1, 0] == pytest.approx(0.5 * 1 + 0.5 * 3) and counts[0, 1, 0] == 2 and q.abs().sum() == q[0, 1, 0]

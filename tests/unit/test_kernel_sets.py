@@ -216,3 +216,116 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ModelError, match="does not match"):
         ks.support(np.array([0.5, 0.5]), np.zeros(3))
     assert issubclass(ModelError, RlrobustError) and issubclass(ModelError, ValueError)
+
+
+# ---------------------------------------------------------------------- the MLMC fast path
+FAST = [("tv", [0.05, 0.4, 1.0]), ("chi2", [0.05, 0.5, 8.0]), ("kl", [0.01, 0.2, 3.0]),
+        ("wasserstein", [0.1, 0.7, 6.0])]
+
+
+def empirical_stack(rng, n_rows, S):
+    """(3, N, S) distributions sharing each row's v: the all / even / odd empirical distributions of
+    2^{m+1} samples (m = 0..5) from a sparse random row, plus a few dense rows."""
+    p = np.zeros((3, n_rows, S))
+    for i in range(n_rows):
+        nominal = rng.dirichlet(np.ones(S)) * (rng.uniform(size=S) < 0.6)
+        nominal[rng.integers(S)] += 0.1
+        nominal /= nominal.sum()
+        half = 2 ** int(rng.integers(0, 6))
+        even, odd = rng.multinomial(half, nominal), rng.multinomial(half, nominal)
+        p[:, i] = (even + odd) / (2 * half), even / half, odd / half
+        if i % 7 == 0:
+            p[2, i] = nominal
+    return p
+
+
+@pytest.mark.parametrize("name,radii", FAST)
+def test_shared_point_and_pair_paths_equal_the_reference_per_row(name, radii):
+    rng = np.random.default_rng(11)
+    for delta in radii:
+        for S in (3, 6):
+            ks = make_kernel_set(name, delta)
+            p = empirical_stack(rng, 60, S)
+            v = rng.normal(size=(60, S)) * 2
+            v[::5, 1] = v[::5, 0]  # ties
+            got = ks.support_shared(torch.from_numpy(p), torch.from_numpy(v)).numpy()
+            x, y = rng.integers(S, size=60), rng.integers(S, size=60)
+            point = ks.support_point(torch.from_numpy(v), torch.from_numpy(x)).numpy()
+            pair = ks.support_pair(torch.from_numpy(v), torch.from_numpy(x), torch.from_numpy(y)).numpy()
+            for i in range(60):
+                for k in range(3):  # the row-wise exact solver, itself checked against LPs above
+                    assert abs(got[k, i] - ks.support(p[k, i], v[i])) <= 1e-8, (delta, S, k, p[k, i], v[i])
+                e_x, e_y = np.eye(S)[x[i]], np.eye(S)[y[i]]
+                assert abs(point[i] - ks.support(e_x, v[i])) <= 1e-8
+                assert abs(pair[i] - ks.support(0.5 * (e_x + e_y), v[i])) <= 1e-8
+            for i in range(0, 60, 6):  # and against the independent references
+                tol = 1e-8 if name in ("chi2", "kl") else 1e-7  # HiGHS' own tolerance for the LPs
+                assert abs(got[0, i] - reference(name, p[0, i], v[i], delta)) <= tol
+                assert abs(pair[i] - reference(name, 0.5 * (np.eye(S)[x[i]] + np.eye(S)[y[i]]), v[i], delta)) <= tol
+
+
+def test_wasserstein_fast_path_with_custom_metric_and_order():
+    rng = np.random.default_rng(5)
+    pts = rng.normal(size=(5, 2))
+    metric = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    for order, delta in ((1.0, 0.3), (2.0, 0.8), (1.0, 5.0)):
+        ks = make_kernel_set("wasserstein", delta, metric=metric, order=order)
+        p = empirical_stack(rng, 30, 5)
+        v = rng.normal(size=(30, 5))
+        got = ks.support_shared(torch.from_numpy(p), torch.from_numpy(v)).numpy()
+        x = rng.integers(5, size=30)
+        point = ks.support_point(torch.from_numpy(v), torch.from_numpy(x)).numpy()
+        for i in range(30):
+            want = lp_support("wasserstein", p[0, i], v[i], delta, metric=metric, order=order)
+            assert abs(got[0, i] - want) <= 1e-7
+            want = lp_support("wasserstein", np.eye(5)[x[i]], v[i], delta, metric=metric, order=order)
+            assert abs(point[i] - want) <= 1e-7
+
+
+@pytest.mark.parametrize("name,radius", [("tv", 0.3), ("chi2", 0.5), ("kl", 0.2), ("wasserstein", 0.4)])
+def test_mlmc_estimate_equals_the_plain_formula_draw_by_draw(name, radius):
+    """With a deterministic sampler, every estimate equals σ(P̂_1) + [σ(P̂_all) − ½(σ(P̂_even) +
+    σ(P̂_odd))]/P(N) computed row by row with ``support``, N read off the sample count requested."""
+    S, n_rows, psi = 5, 400, 0.6
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(n_rows, S))
+    seeds = rng.integers(2**31, size=n_rows)
+    requested = np.zeros(n_rows, dtype=np.int64)
+
+    def sampler(rows, n):  # row r's i-th sample depends only on (r, i)
+        rows = rows.numpy()
+        requested[rows] = n
+        out = [np.random.default_rng(seeds[r]).choice(S, size=n, p=[0.4, 0.3, 0.0, 0.2, 0.1]) for r in rows]
+        return torch.as_tensor(np.stack(out))
+
+    ks = make_kernel_set(name, radius)
+    got = ks.estimate(torch.from_numpy(v), sampler, torch.Generator().manual_seed(0), psi).numpy()
+    for r in range(n_rows):
+        n = int(requested[r])
+        level = int(math.log2(n)) - 1
+        samples = sampler(torch.tensor([r]), n)[0].numpy()
+        emp = [np.bincount(s, minlength=S) / len(s) for s in (samples[:1], samples, samples[0::2], samples[1::2])]
+        sig = [ks.support(e, v[r]) for e in emp]
+        prob = psi * (1 - psi) ** level
+        want = sig[0] + (sig[1] - 0.5 * (sig[2] + sig[3])) / prob
+        assert abs(got[r] - want) <= 1e-9 / prob, (r, level, got[r], want)
+
+
+@pytest.mark.parametrize("name,radius", [("tv", 0.2), ("chi2", 0.5), ("kl", 0.2), ("wasserstein", 0.4)])
+def test_mlmc_unbiased_on_every_pair_of_a_garnet(name, radius):
+    from rlrobust.envs.tabular import garnet
+
+    env = garnet(6, 3, 3, seed=4)
+    model, gen = env.generative_model(), torch.Generator().manual_seed(1)
+    rng = np.random.default_rng(4)
+    pairs = np.array([(s, a) for s in range(6) for a in range(3)])
+    values = rng.normal(size=(len(pairs), 6))  # a different v for each pair
+    reps = 3000
+    s = torch.as_tensor(pairs[:, 0]).repeat(reps)
+    a = torch.as_tensor(pairs[:, 1]).repeat(reps)
+    v = torch.as_tensor(values).repeat(reps, 1)
+    ks = make_kernel_set(name, radius)
+    draws = ks.estimate(v, lambda rows, n: model.sample(s[rows], a[rows], n, gen), gen).numpy().reshape(reps, -1)
+    exact = ks.support(env.P[pairs[:, 0], pairs[:, 1]], values)
+    z = (draws.mean(0) - exact) / (draws.std(0) / math.sqrt(reps))
+    assert np.all(np.abs(z) <= 4.5), z  # 18 pairs: a |z| > 4.5 by chance has probability ~1e-4
