@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError, ConfigError, SpaceError
+from rlrobust.core.errors import CheckpointError, ConfigError
 from rlrobust.core.types import TransitionBatch
 
 
@@ -144,10 +144,8 @@ class DRRPO(AgentBase):
     def __init__(self, config: DRRPOConfig, observation_space: gym.Space, action_space: gym.Space, *,
                  device: str | torch.device = "cpu", seed: int = 0) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
-        if not isinstance(observation_space, gym.spaces.Discrete):
-            raise SpaceError(f"agent 'dr_rpo' needs a Discrete observation space (state indices of a linear MDP), "
-                             f"got {observation_space}")
-        S, A = int(observation_space.n), self.require_discrete_actions(self.name, action_space)
+        S = self.require_discrete_obs(self.name, observation_space)
+        A = self.require_discrete_actions(self.name, action_space)
         H = int(config.horizon)
         if H < 1 or not 0.0 <= config.radius <= 1.0 or config.regularization < 0 or config.learning_rate <= 0 \
                 or config.ridge <= 0 or config.bonus_coef < 0:

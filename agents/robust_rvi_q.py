@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError, ConfigError, SpaceError, choices
+from rlrobust.core.errors import CheckpointError, ConfigError, choices
 from rlrobust.core.types import TrainingServices, TransitionBatch
 from rlrobust.robust import KernelSet, make_kernel_set, robust_relative_value_iteration
 
@@ -194,10 +194,7 @@ class RobustRVIQ(AgentBase):
     def __init__(self, config: RobustRVIQConfig, observation_space: gym.Space, action_space: gym.Space, *,
                  device: str | torch.device = "cpu", seed: int = 0) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
-        if not isinstance(observation_space, gym.spaces.Discrete):
-            raise SpaceError(f"agent 'robust_rvi_q' is tabular and needs a Discrete observation space, "
-                             f"got {observation_space}")
-        self.n_states = int(observation_space.n)
+        self.n_states = self.require_discrete_obs(self.name, observation_space)
         self.n_actions = self.require_discrete_actions(self.name, action_space)
         kw = {"metric": np.asarray(config.metric)} if config.metric is not None else {}
         self.kernel_set = make_kernel_set(config.kernel_set, config.radius, **kw)

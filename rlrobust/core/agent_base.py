@@ -120,6 +120,14 @@ class AgentBase:
         return space.low.astype(np.float32), space.high.astype(np.float32)
 
     @staticmethod
+    def require_discrete_obs(agent: str, space: gym.Space) -> int:
+        """Number of states of a Discrete observation space (tabular agents)."""
+        if not isinstance(space, gym.spaces.Discrete):
+            raise SpaceError(f"agent {agent!r} is tabular and needs a Discrete observation space "
+                             f"(state indices), got {space}")
+        return int(space.n)
+
+    @staticmethod
     def require_vector_obs(agent: str, space: gym.Space) -> int:
         if not isinstance(space, gym.spaces.Box) or len(space.shape or ()) != 1:
             raise SpaceError(f"agent {agent!r} needs a 1-D Box observation space (a vector), got {space}")
