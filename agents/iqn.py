@@ -16,6 +16,13 @@ transitions ``(s, a, r, s′, d, γ^k)``:
   (:func:`~rlrobust.core.losses.quantile_huber_loss`), minimised with Adam (eps 3.125e-4);
 * every ``target_update_interval`` updates ``θ̄ ← (1 − tau)·θ̄ + tau·θ`` (``tau = 1``: hard copy).
 
+The update is the textbook loop (loss, backward, ``clip_grad_norm_``, ``Adam.step``) with less
+per-step overhead, which dominates on CPU with small batches: the loss comes with its gradient
+with respect to the predicted quantiles (:func:`~rlrobust.core.losses.quantile_huber_loss_and_grad`),
+``torch.autograd.grad`` back-propagates it, clipping runs only when it changes the gradient, and
+``_adam_step`` calls Adam's fused kernel directly. ``tests/agents/test_iqn.py`` checks it against
+the textbook loop.
+
 Acting is ε-greedy on ``Q_β(s, a) = (1/K) Σ_k Z_{β(τ̃_k)}(s, a)`` where ``β`` is the risk
 distortion chosen by ``risk``/``risk_param`` (:mod:`rlrobust.core.risk`); training is always
 risk-neutral. ε decays linearly from ``exploration_initial_eps`` to ``exploration_final_eps``
@@ -55,7 +62,7 @@ import torch
 from rlrobust.core.agent_base import AgentBase
 from rlrobust.core.critics import ImplicitQuantileCritic
 from rlrobust.core.errors import CheckpointError, ConfigError
-from rlrobust.core.losses import distributional_td_target, quantile_huber_loss
+from rlrobust.core.losses import distributional_td_target, quantile_huber_loss_and_grad
 from rlrobust.core.risk import distortion
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
@@ -119,14 +126,62 @@ def _validate(cfg: IQNConfig) -> None:
         raise ConfigError(f"invalid IQN config: {'; '.join(bad)} (got {cfg})")
 
 
-def _clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """``torch.nn.utils.clip_grad_norm_`` for one device and dtype, in four ops (it is on the hot
-    path of every update); returns the norm before clipping. Parameters without grads are skipped."""
-    grads = [p.grad for p in params if p.grad is not None]
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+def _clip_grad_norm(
+    grads: list[torch.Tensor], max_norm: float, total: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` on a list of gradients of one device and dtype, in a few
+    ops (it is on the hot path of every update); returns the norm before clipping. A norm the
+    caller already computed (``_grad_norm``) can be passed as ``total``."""
+    if total is None:
+        total = _grad_norm(grads)
     if max_norm < math.inf:
         torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
     return total
+
+
+def _grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all ``grads`` together (a 0-d tensor)."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def _adam_step(optimizer: torch.optim.Adam, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+    """``optimizer.step()`` with ``grads`` as the gradients of ``params``, bit for bit.
+
+    Once the state exists, a fused Adam runs the same two kernels as ``torch.optim.Adam``'s fused
+    path (``_foreach_add_`` on the step counters, then ``_fused_adam_``) without its per-step
+    Python bookkeeping, which on this small network costs as much as the kernel itself. The state
+    stays in ``optimizer.state`` (``state_dict``/``load_state_dict`` are unchanged); optimizer
+    hooks are not called. The first step (which creates the state) and non-fused optimizers go
+    through ``optimizer.step()``.
+    """
+    group = optimizer.param_groups[0]
+    states = [optimizer.state.get(p) for p in params]
+    fast = group["fused"] and not group["amsgrad"] and not group.get("decoupled_weight_decay", False)
+    if fast and len(optimizer.param_groups) == 1 and all(states):
+        steps = [state["step"] for state in states]
+        torch._foreach_add_(steps, 1)
+        beta1, beta2 = group["betas"]
+        torch._fused_adam_(
+            params,
+            grads,
+            [state["exp_avg"] for state in states],
+            [state["exp_avg_sq"] for state in states],
+            [],
+            steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=group["maximize"],
+        )
+        return
+    for p, g in zip(params, grads):
+        p.grad = g
+    optimizer.step()
+    for p in params:
+        p.grad = None
 
 
 class IQN(AgentBase):
@@ -257,18 +312,20 @@ class IQN(AgentBase):
             z_next = target_net.head_action_quantiles(psi_next, phi_next[:, :n_t], a_star)  # (B, N′)
             target = distributional_td_target(batch.rewards, batch.discounts, batch.dones, z_next)
         pred = self.critic.action_quantiles(batch.observations, taus, batch.actions)  # (B, N)
-        loss = quantile_huber_loss(pred, target, taus.expand(b, n), c.kappa)
-
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = _clip_grad_norm(self._params, self._max_norm)
+        # The loss's gradient comes with its value; autograd.grad returns the parameter gradients
+        # directly (no zero_grad, no .grad accumulation), and _adam_step applies them.
+        loss, grad_pred = quantile_huber_loss_and_grad(pred, target, taus.expand(b, n), c.kappa)
+        grads = list(torch.autograd.grad(pred, self._params, grad_pred))
+        grad_norm = _grad_norm(grads)
         # One host sync for all metrics; check_finite (which names the bad terms) only on failure.
-        values = torch.stack([loss.detach(), pred.detach().mean(), grad_norm]).tolist()
+        values = torch.stack([loss, pred.detach().mean(), grad_norm]).tolist()
         if not all(map(math.isfinite, values)):
             self.check_finite(
                 {"loss/critic": loss, "q/mean": pred.detach().mean(), "grad_norm/critic": grad_norm}
             )
-        self.optimizer.step()
+        if values[2] + 1e-6 > self._max_norm:  # else clip_grad_norm_'s factor would be >= 1: skip it
+            _clip_grad_norm(grads, self._max_norm, grad_norm)
+        _adam_step(self.optimizer, self._params, grads)
         self.num_updates += 1
         if self.num_updates % c.target_update_interval == 0:
             polyak_update(self.critic_target, self.critic, c.tau)

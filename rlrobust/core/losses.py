@@ -2,7 +2,8 @@
 
 * :func:`huber` — ``L_κ(u)``, elementwise.
 * :func:`quantile_huber_loss` — the quantile regression loss of QR-DQN/IQN (Dabney et al. 2018),
-  with the paper's division by ``κ``.
+  with the paper's division by ``κ``; :func:`quantile_huber_loss_and_grad` returns it with its
+  gradient, for training loops that skip autograd on the loss.
 * :func:`expectile_loss` — the asymmetric squared loss of IQL/IDQL/RIQL.
 * :func:`distributional_td_target` — ``r + γ^k (1 − d) Z(s′)`` for a whole set of quantiles.
 
@@ -60,6 +61,38 @@ def quantile_huber_loss(
         ValueError: wrong ranks, mismatched batch sizes, ``taus`` not matching ``pred``, or
             ``kappa ≤ 0``; the message names both shapes.
     """
+    _check_quantile_huber(pred, target, taus, kappa)
+    return _QuantileHuber.apply(
+        pred, target.detach().to(pred.dtype), taus.detach().to(pred.dtype), float(kappa)
+    )
+
+
+def quantile_huber_loss_and_grad(
+    pred: torch.Tensor, target: torch.Tensor, taus: torch.Tensor, kappa: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`quantile_huber_loss` and its gradient with respect to ``pred``, without autograd.
+
+    For a hot training loop: one pass computes both, and the caller back-propagates the
+    gradient through the network itself, e.g. ``torch.autograd.grad(pred, params, grad)``. This
+    skips the autograd node of the loss and the ``backward()`` call on a scalar.
+
+    Args:
+        pred, target, taus, kappa: as in :func:`quantile_huber_loss` (all treated as constants).
+
+    Returns:
+        ``(loss, grad)``: the scalar loss and ``∂loss/∂pred`` shaped ``(B, N)``, both detached.
+
+    Raises:
+        ValueError: as :func:`quantile_huber_loss`.
+    """
+    _check_quantile_huber(pred, target, taus, kappa)
+    with torch.no_grad():
+        return _quantile_huber_value_and_grad(
+            pred.detach(), target.detach().to(pred.dtype), taus.detach().to(pred.dtype), float(kappa)
+        )
+
+
+def _check_quantile_huber(pred: torch.Tensor, target: torch.Tensor, taus: torch.Tensor, kappa: float) -> None:
     if pred.dim() != 2 or target.dim() != 2:
         raise ValueError(
             f"quantile_huber_loss needs pred (B, N) and target (B, M), got pred {tuple(pred.shape)} "
@@ -76,45 +109,51 @@ def quantile_huber_loss(
         )
     if kappa <= 0:
         raise ValueError(f"quantile_huber_loss: kappa must be > 0, got {kappa}")
-    return _QuantileHuber.apply(
-        pred, target.detach().to(pred.dtype), taus.detach().to(pred.dtype), float(kappa)
-    )
 
 
-class _QuantileHuber(torch.autograd.Function):
-    """Forward and analytic backward of :func:`quantile_huber_loss`.
+def _quantile_huber_value_and_grad(
+    pred: torch.Tensor, target: torch.Tensor, taus: torch.Tensor, kappa: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and ``∂loss/∂pred`` of :func:`quantile_huber_loss` for checked, detached inputs.
 
     Autograd through ``where``/``clamp``/``huber_loss`` builds boolean masks, which are slow on
-    CPU; this writes the loss with two identities, works in place and returns the gradient
-    directly. With ``u = target − pred`` and ``c = clamp(u, −κ, κ)``:
+    CPU; this writes the loss with two identities and works in place on the ``(B, N, M)``
+    temporaries (the cost of the whole loss). With ``u = target − pred``, ``c = clamp(u, −κ, κ)``:
 
     * ``L_κ(u) = c·(u − ½c)`` and ``dL_κ/du = c``;
     * ``|τ − 1{u < 0}|·c = ½c + (τ − ½)·|c|`` (``sign(c) = sign(u)``; at ``u = 0`` both sides vanish).
 
-    So ``loss = s·Σ w·c·(u − ½c)`` and ``∂loss/∂pred_i = −s·Σ_j w_ij·c_ij`` with ``s = 1/(B·M·κ)``;
-    the target and the fractions are constants.
+    So ``loss = s·Σ w·c·(u − ½c)`` and ``∂loss/∂pred_i = −s·Σ_j w_ij·c_ij`` with ``s = 1/(B·M·κ)``.
     """
+    b, n = pred.shape
+    u = target.unsqueeze(1) - pred.unsqueeze(2)  # (B, N, M)
+    c = u.clamp(-kappa, kappa)  # (B, N, M)
+    tau_i = taus.reshape(-1 if taus.dim() == 2 else 1, n, 1)  # (B|1, N, 1)
+    wc = c.abs().mul_(tau_i - 0.5).add_(c, alpha=0.5)  # w·c, (B, N, M)
+    huber = u.sub_(c, alpha=0.5)  # u − ½c (u is not needed any more), (B, N, M)
+    scale = 1.0 / (b * target.shape[1] * kappa)
+    loss = torch.dot(wc.view(-1), huber.view(-1)) * scale  # Σ w·c·(u − ½c), one pass
+    return loss, wc.sum(dim=2).mul_(-scale)
+
+
+class _QuantileHuber(torch.autograd.Function):
+    """Autograd wrapper of :func:`_quantile_huber_value_and_grad`: the gradient is computed with
+    the loss (it costs one row sum of a temporary the loss needs anyway) and scaled in backward;
+    the target and the fractions are constants."""
 
     @staticmethod
     def forward(
         ctx: Any, pred: torch.Tensor, target: torch.Tensor, taus: torch.Tensor, kappa: float
     ) -> torch.Tensor:
-        b, n = pred.shape
-        u = target.unsqueeze(1) - pred.unsqueeze(2)  # (B, N, M)
-        c = u.clamp(-kappa, kappa)  # (B, N, M)
-        tau_i = taus.reshape(-1 if taus.dim() == 2 else 1, n, 1)  # (B|1, N, 1)
-        wc = c.abs().mul_(tau_i - 0.5).add_(c, alpha=0.5)  # w·c, (B, N, M)
-        huber = u.sub_(c, alpha=0.5)  # u − ½c (u is not needed any more), (B, N, M)
-        scale = 1.0 / (b * target.shape[1] * kappa)
-        ctx.save_for_backward(wc)
-        ctx.scale = scale
-        return torch.dot(wc.view(-1), huber.view(-1)) * scale  # Σ w·c·(u − ½c), one pass
+        loss, grad = _quantile_huber_value_and_grad(pred, target, taus, kappa)
+        ctx.save_for_backward(grad)
+        return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        (wc,) = ctx.saved_tensors
-        return wc.sum(dim=2) * (-grad * ctx.scale), None, None, None
+        (grad_pred,) = ctx.saved_tensors
+        return grad_pred * grad, None, None, None
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float, *, reduction: str = "mean") -> torch.Tensor:

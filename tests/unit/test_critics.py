@@ -61,10 +61,11 @@ def test_implicit_quantile_critic_matches_reference(head_arch, shared):
     assert torch.allclose(chosen, ref[torch.arange(5), :, actions], atol=1e-5)
 
 
-def test_action_quantiles_gradients_match_gather():
+@pytest.mark.parametrize("shared", [True, False])
+def test_action_quantiles_gradients_match_gather(shared):
     torch.manual_seed(1)
     critic = ImplicitQuantileCritic(3, 2, [16], embedding_dim=8)
-    obs, taus, actions = torch.randn(4, 3), torch.rand(1, 5), torch.tensor([0, 1, 1, 0])
+    obs, taus, actions = torch.randn(4, 3), torch.rand(1 if shared else 4, 5), torch.tensor([0, 1, 1, 0])
     w = torch.randn(4, 5)
     g1 = torch.autograd.grad(
         (critic.action_quantiles(obs, taus, actions) * w).sum(), list(critic.parameters())

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from rlrobust.core.losses import distributional_td_target, expectile_loss, huber, quantile_huber_loss
+from rlrobust.core.losses import (
+    distributional_td_target,
+    expectile_loss,
+    huber,
+    quantile_huber_loss,
+    quantile_huber_loss_and_grad,
+)
 
 
 def np_quantile_huber(pred: np.ndarray, target: np.ndarray, taus: np.ndarray, kappa: float) -> float:
@@ -115,6 +121,51 @@ def test_gradient_matches_finite_differences():
     target.requires_grad_(True)
     loss = quantile_huber_loss(pred, target, taus)
     assert torch.autograd.grad(loss, target, allow_unused=True)[0] is None
+
+
+def np_quantile_huber_grad(
+    pred: np.ndarray, target: np.ndarray, taus: np.ndarray, kappa: float
+) -> np.ndarray:
+    """∂/∂pred_bi of the loss above, by hand: −(1/(B·M)) Σ_j |τ_i − 1{u<0}|·clamp(u, −κ, κ)/κ."""
+    grad = np.zeros_like(pred)
+    for b in range(pred.shape[0]):
+        for i in range(pred.shape[1]):
+            for j in range(target.shape[1]):
+                u = target[b, j] - pred[b, i]
+                weight = abs(taus[b, i] - (1.0 if u < 0 else 0.0))
+                grad[b, i] -= weight * min(max(u, -kappa), kappa) / kappa
+    return grad / (pred.shape[0] * target.shape[1])
+
+
+@pytest.mark.parametrize("shape, kappa", [((1, 1, 1), 1.0), ((3, 4, 5), 0.25), ((6, 8, 3), 3.0)])
+@pytest.mark.parametrize("fixed_taus", [False, True])
+def test_loss_and_grad_match_numpy_references(shape, kappa, fixed_taus):
+    rng = np.random.default_rng(10 + sum(shape))
+    b, n, m = shape
+    pred, target = rng.normal(scale=2.0, size=(b, n)), rng.normal(scale=2.0, size=(b, m))
+    taus = (np.arange(n) + 0.5) / n if fixed_taus else rng.random((b, n))
+    full_taus = np.tile(taus, (b, 1)) if fixed_taus else taus
+    pred_t = torch.tensor(pred, requires_grad=True)
+    loss, grad = quantile_huber_loss_and_grad(pred_t, torch.tensor(target), torch.tensor(taus), kappa)
+    assert not loss.requires_grad and not grad.requires_grad and grad.shape == (b, n)
+    assert abs(loss.item() - np_quantile_huber(pred, target, full_taus, kappa)) < 1e-6
+    np.testing.assert_allclose(
+        grad.numpy(), np_quantile_huber_grad(pred, target, full_taus, kappa), atol=1e-9
+    )
+    # the autograd path of quantile_huber_loss gives the same gradient
+    (auto,) = torch.autograd.grad(
+        quantile_huber_loss(pred_t, torch.tensor(target), torch.tensor(taus), kappa), pred_t
+    )
+    np.testing.assert_allclose(auto.numpy(), grad.numpy(), atol=1e-12)
+
+
+def test_loss_and_grad_shape_errors():
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(5, 3\)"):
+        quantile_huber_loss_and_grad(torch.zeros(4, 3), torch.zeros(5, 3), torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=r"taus \(4, 2\).*pred \(4, 3\)"):
+        quantile_huber_loss_and_grad(torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="kappa"):
+        quantile_huber_loss_and_grad(torch.zeros(4, 3), torch.zeros(4, 3), torch.zeros(4, 3), kappa=-1.0)
 
 
 def test_minimiser_is_the_quantile():
