@@ -80,7 +80,12 @@ def iqn_speed(steps: int = 4000, repeats: int = 3, n_quantiles: int = 32, seed: 
     from sb3_contrib import QRDQN
 
     torch.set_num_threads(1)
-    common = dict(learning_starts=1000, batch_size=64, train_freq=1, gradient_steps=1, buffer_size=steps)
+    # Identical settings on both sides, IQN's defaults where SB3's differ (max_grad_norm: SB3's
+    # QR-DQN does not clip by default; target_update_interval: env steps there, updates here,
+    # the same at one update per step).
+    common = dict(learning_starts=1000, batch_size=64, train_freq=1, gradient_steps=1, buffer_size=steps,
+                  learning_rate=1e-3, gamma=0.99, max_grad_norm=10.0, target_update_interval=500,
+                  exploration_fraction=0.1, exploration_initial_eps=1.0, exploration_final_eps=0.01)
 
     def qrdqn() -> None:
         QRDQN("MlpPolicy", gym.make("CartPole-v1"), device="cpu", seed=seed, verbose=0, **common,
@@ -93,8 +98,7 @@ def iqn_speed(steps: int = 4000, repeats: int = 3, n_quantiles: int = 32, seed: 
     out = _speed_table({"qrdqn": qrdqn, "iqn": iqn}, steps, repeats)
     out.update(ratio=out["iqn"] / out["qrdqn"], ratio_cpu=out["iqn_cpu"] / out["qrdqn_cpu"],
                settings=dict(env="CartPole-v1", steps=steps, repeats=repeats, n_quantiles=n_quantiles,
-                             net_arch=[256, 256], batch_size=64, learning_starts=1000, updates_per_step=1,
-                             torch_threads=1))
+                             net_arch=[256, 256], torch_threads=1, **common))
     return out
 
 

@@ -31,6 +31,7 @@ class RunLogger:
         self._last_time = time.perf_counter()
         self._last_step = start_step
         self.steps_per_second = math.nan
+        self._last_row: dict[str, Any] | None = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Log scalar metrics at ``step`` (env steps online, gradient steps offline)."""
@@ -41,8 +42,16 @@ class RunLogger:
         self._last_time, self._last_step = now, step
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, step)
+        if self._last_row is not None and self._last_row["step"] == step:
+            # A second call for the same step (e.g. the final evaluation): merge into its row.
+            self._last_row.update(metrics)
+            lines = self.metrics_path.read_text().splitlines()
+            lines[-1] = json.dumps(self._last_row)
+            self.metrics_path.write_text("".join(line + "\n" for line in lines))
+            return
+        self._last_row = {"step": step, **metrics}
         with self.metrics_path.open("a") as fh:
-            fh.write(json.dumps({"step": step, **metrics}) + "\n")
+            fh.write(json.dumps(self._last_row) + "\n")
 
     def progress(self, step: int, recent_return: float | None = None) -> None:
         self.bar.update(step - self.bar.n)

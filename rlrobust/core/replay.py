@@ -102,8 +102,8 @@ class ReplayBuffer:
 
     def gather(self, idx: torch.Tensor) -> TransitionBatch:
         """The transitions at buffer positions ``idx`` as a :class:`TransitionBatch`."""
-        fields = {k: self.storage[k][idx] for k in _FIELDS}
-        extras = {k: v[idx] for k, v in self.storage.items() if k not in _FIELDS}
+        fields = {k: self.storage[k].index_select(0, idx) for k in _FIELDS}
+        extras = {k: v.index_select(0, idx) for k, v in self.storage.items() if k not in _FIELDS}
         return TransitionBatch(**fields, extras=extras)
 
     @classmethod

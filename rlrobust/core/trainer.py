@@ -340,8 +340,9 @@ class Trainer:
                         metrics["train/return_recent"] = float(np.mean(collector.recent_returns))
                     metrics["train/episodes"] = collector.episodes
                 self._periodic(logger, buffer, collector, metrics)
-                recent = float(np.mean(collector.recent_returns)) if collector.recent_returns else None
-                logger.progress(self.step, recent)
+                if s.progress and (self.step % 100 < s.num_envs or self.step == s.total_steps):
+                    recent = float(np.mean(collector.recent_returns)) if collector.recent_returns else None
+                    logger.progress(self.step, recent)
             self._save(buffer, collector)
             final = self._final_metrics(logger, collector)
         finally:
@@ -366,7 +367,8 @@ class Trainer:
                 self.step += 1
                 metrics = {f"train/{k}": v for k, v in last.items()} if self.step % s.log_interval == 0 else {}
                 self._periodic(logger, buffer, None, metrics)
-                logger.progress(self.step)
+                if s.progress and (self.step % 100 == 0 or self.step == s.total_steps):
+                    logger.progress(self.step)
             self._save(buffer, None)
             final = self._final_metrics(logger, None)
         finally:

@@ -93,16 +93,19 @@ def test_e5_resume_must_without_checkpoint_names_the_run_dir(tmp_path):
 
 def test_online_resume_ends_at_total_steps_without_duplicate_metrics(tmp_path):
     run = tmp_path / "run"
-    first = Trainer(make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200), run).run()
+    first = Trainer(make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200, final_eval_episodes=1),
+                    run).run()
     assert first.metrics["steps"] == 400
     size_at_checkpoint = torch.load(ckpt.latest_checkpoint(run / "checkpoints") / "state.pt",
                                     weights_only=False)["trainer_state"]["replay"]["size"]
     assert size_at_checkpoint == 400
-    resumed = Trainer(make_iqn(seed=5), cartpole, settings(total_steps=800, checkpoint_interval=200), run).run()
+    resumed = Trainer(make_iqn(seed=5), cartpole,
+                      settings(total_steps=800, checkpoint_interval=200, final_eval_episodes=1), run).run()
     assert resumed.metrics["steps"] == 800
     steps = [row["step"] for row in read_metrics(run)]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
     assert steps[-1] == 800
+    assert "eval/return_mean" in read_metrics(run)[-1]  # the final evaluation joins the last row
 
 
 def test_e3_offline_resume_in_a_fresh_agent_is_bitwise_equal(tmp_path):
