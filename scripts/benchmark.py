@@ -18,6 +18,7 @@ iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (scripts/benc
 Speed runs alternate the two (or three) learners and repeat, reporting medians of wall-clock
 rates and of process-CPU-time rates (the steadier one on a shared machine), with identical
 settings: network, batch, update-to-data ratio, warm-up, distribution size, one torch thread.
+Rates are env-steps/s *during learning*: a full run minus a warm-up-only run of each learner.
 Our side runs through :class:`rlrobust.core.trainer.Trainer`, the same loop users train with
 (collector, replay buffer, logging), not a stripped-down loop.
 """
@@ -64,13 +65,17 @@ def _train_ours(agent_name: str, env_id: str, steps: int, seed: int, **agent_kwa
         return Trainer(agent, env_fn, settings, run_dir).run().agent
 
 
-def _speed_table(runs: dict[str, Any], steps: int, repeats: int) -> dict[str, Any]:
+def _speed_table(runs: dict[str, Any], steps: int, warmup: int, repeats: int) -> dict[str, Any]:
+    """Env-steps/s of each learner *during learning*: a run of ``steps`` minus a run of only the
+    ``warmup`` steps (random actions, no updates), so set-up and warm-up cancel out. Learners
+    alternate within each repeat; medians over repeats (wall clock and process CPU time)."""
     rates: dict[str, list[float]] = {f"{k}{s}": [] for k in runs for s in ("", "_cpu")}
     for _ in range(repeats):
         for name, fn in runs.items():
-            wall, cpu = _timed(fn)
-            rates[name].append(steps / wall)
-            rates[f"{name}_cpu"].append(steps / cpu)
+            wall, cpu = _timed(lambda: fn(steps))
+            wall_w, cpu_w = _timed(lambda: fn(warmup))
+            rates[name].append((steps - warmup) / (wall - wall_w))
+            rates[f"{name}_cpu"].append((steps - warmup) / (cpu - cpu_w))
     return {k: statistics.median(v) for k, v in rates.items()} | {"all": rates}
 
 
@@ -87,15 +92,15 @@ def iqn_speed(steps: int = 4000, repeats: int = 3, n_quantiles: int = 32, seed: 
                   learning_rate=1e-3, gamma=0.99, max_grad_norm=10.0, target_update_interval=500,
                   exploration_fraction=0.1, exploration_initial_eps=1.0, exploration_final_eps=0.01)
 
-    def qrdqn() -> None:
+    def qrdqn(n: int) -> None:
         QRDQN("MlpPolicy", gym.make("CartPole-v1"), device="cpu", seed=seed, verbose=0, **common,
-              policy_kwargs={"net_arch": [256, 256], "n_quantiles": n_quantiles}).learn(total_timesteps=steps)
+              policy_kwargs={"net_arch": [256, 256], "n_quantiles": n_quantiles}).learn(total_timesteps=n)
 
-    def iqn() -> None:
-        _train_ours("iqn", "CartPole-v1", steps, seed, net_arch=[256, 256], n_quantiles=n_quantiles,
+    def iqn(n: int) -> None:
+        _train_ours("iqn", "CartPole-v1", n, seed, net_arch=[256, 256], n_quantiles=n_quantiles,
                     n_target_quantiles=n_quantiles, n_action_quantiles=n_quantiles, **common)
 
-    out = _speed_table({"qrdqn": qrdqn, "iqn": iqn}, steps, repeats)
+    out = _speed_table({"qrdqn": qrdqn, "iqn": iqn}, steps, common["learning_starts"], repeats)
     out.update(ratio=out["iqn"] / out["qrdqn"], ratio_cpu=out["iqn_cpu"] / out["qrdqn_cpu"],
                settings=dict(env="CartPole-v1", steps=steps, repeats=repeats, n_quantiles=n_quantiles,
                              net_arch=[256, 256], torch_threads=1, **common))
@@ -115,13 +120,13 @@ def dsac_speed(steps: int = 2500, repeats: int = 2, seed: int = 0) -> dict[str, 
     common = dict(learning_starts=1000, batch_size=256, train_freq=1, gradient_steps=1, buffer_size=steps)
 
     def sb3(cls: Any) -> Any:
-        return lambda: cls("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, **common,
-                           policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=steps)
+        return lambda n: cls("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, **common,
+                             policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=n)
 
-    def dsac() -> None:
-        _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu", **common)
+    def dsac(n: int) -> None:
+        _train_ours("dsac", "HalfCheetah-v5", n, seed, net_arch=[256, 256], activation="relu", **common)
 
-    out = _speed_table({"sac": sb3(SAC), "tqc": sb3(TQC), "dsac": dsac}, steps, repeats)
+    out = _speed_table({"sac": sb3(SAC), "tqc": sb3(TQC), "dsac": dsac}, steps, common["learning_starts"], repeats)
     out.update(ratio_vs_sac=out["dsac"] / out["sac"], ratio_vs_sac_cpu=out["dsac_cpu"] / out["sac_cpu"],
                ratio_vs_tqc=out["dsac"] / out["tqc"],
                settings=dict(env="HalfCheetah-v5", steps=steps, repeats=repeats, net_arch=[256, 256],

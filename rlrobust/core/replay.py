@@ -49,6 +49,7 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self.generator = torch_generator(seed, self.device)
         self.storage: dict[str, torch.Tensor] = {}
+        self._host: dict[str, np.ndarray] = {}
         self.pos = 0
         self.size = 0
 
@@ -56,11 +57,20 @@ class ReplayBuffer:
         return self.size
 
     def _allocate(self, batch: Mapping[str, torch.Tensor]) -> None:
+        self._host = {}
         for key, value in batch.items():
             # Floating data is stored as float32 (MuJoCo observations arrive as float64): the
             # networks run in float32, and it halves the memory.
             dtype = torch.float32 if value.is_floating_point() else value.dtype
-            self.storage[key] = torch.zeros((self.capacity, *value.shape[1:]), dtype=dtype, device=self.device)
+            shape = (self.capacity, *value.shape[1:])
+            if self.device.type == "cpu":
+                # On CPU the tensors are views of NumPy arrays: one env step's rows are written
+                # through NumPy (far less per-call overhead than torch indexing), sampled by torch.
+                array = np.zeros(shape, dtype=torch.empty((), dtype=dtype).numpy().dtype)
+                self._host[key] = array
+                self.storage[key] = torch.from_numpy(array)
+            else:
+                self.storage[key] = torch.zeros(shape, dtype=dtype, device=self.device)
 
     def add(self, **batch: np.ndarray | torch.Tensor) -> None:
         """Append a batch of E transitions; keys are the :class:`TransitionBatch` fields
@@ -69,13 +79,18 @@ class ReplayBuffer:
         missing = set(_FIELDS) - set(batch)
         if missing:
             raise ValueError(f"ReplayBuffer.add is missing fields {sorted(missing)}")
-        # as_tensor shares NumPy memory on CPU; the copy happens once, into the storage slice.
-        tensors = {k: torch.as_tensor(v) for k, v in batch.items()}
         if not self.storage:
-            self._allocate(tensors)
-        if tensors.keys() != self.storage.keys():
-            raise ValueError(f"ReplayBuffer.add got fields {sorted(tensors)}, buffer holds {sorted(self.storage)}")
-        n = int(tensors["rewards"].shape[0])
+            self._allocate({k: torch.as_tensor(v) for k, v in batch.items()})
+        if batch.keys() != self.storage.keys():
+            raise ValueError(f"ReplayBuffer.add got fields {sorted(batch)}, buffer holds {sorted(self.storage)}")
+        n = int(len(batch["rewards"]))
+        if self._host and self.pos + n <= self.capacity:  # the common case: contiguous rows, CPU
+            for key, value in batch.items():
+                self._host[key][self.pos : self.pos + n] = value
+            self.pos = (self.pos + n) % self.capacity
+            self.size = min(self.size + n, self.capacity)
+            return
+        tensors = {k: torch.as_tensor(v) for k, v in batch.items()}
         if n > self.capacity:  # only the newest `capacity` rows can survive anyway
             tensors = {k: v[-self.capacity :] for k, v in tensors.items()}
             n = self.capacity
@@ -136,7 +151,7 @@ class ReplayBuffer:
             "capacity": self.capacity,
             "pos": self.pos,
             "size": self.size,
-            "storage": {k: v[: self.size].cpu() for k, v in self.storage.items()},
+            "storage": {k: v[: self.size].clone().cpu() for k, v in self.storage.items()},
             "rng": self.generator.get_state(),
         }
 
