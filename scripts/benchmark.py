@@ -9,6 +9,7 @@ iqn-speed          env-steps/s learning CartPole-v1: rlrobust IQN (trainer) vs s
 iqn-learning       IQN on CartPole-v1: best evaluation return within 50k env steps, 5 seeds
 dsac-speed         env-steps/s learning HalfCheetah-v5: DSAC (trainer) vs SB3 SAC vs sb3-contrib TQC
 dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3 seeds
+dsac-halfcheetah   DSAC or SB3 SAC on HalfCheetah-v5 for 100k env steps, one (algo, seed) per call
 evaluation         suite evaluation cost vs stepping the bare env (scripts/bench_evaluation.py)
 robust             exact robust RVI and robust RVI Q-learning throughput (scripts/bench_robust.py)
 offline            IDQL / RIQL gradient steps/s and the offline pipeline (scripts/bench_offline.py)
@@ -44,9 +45,9 @@ DELEGATED = {"evaluation": "bench_evaluation", "robust": "bench_robust", "offlin
              "iwocs": "bench_iwocs"}
 
 
-def _timed(fn: Any) -> tuple[float, float]:
+def _timed(fn: Any, *args: Any) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
-    fn()
+    fn(*args)
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -72,8 +73,8 @@ def _speed_table(runs: dict[str, Any], steps: int, warmup: int, repeats: int) ->
     rates: dict[str, list[float]] = {f"{k}{s}": [] for k in runs for s in ("", "_cpu")}
     for _ in range(repeats):
         for name, fn in runs.items():
-            wall, cpu = _timed(lambda: fn(steps))
-            wall_w, cpu_w = _timed(lambda: fn(warmup))
+            wall, cpu = _timed(fn, steps)
+            wall_w, cpu_w = _timed(fn, warmup)
             rates[name].append((steps - warmup) / (wall - wall_w))
             rates[f"{name}_cpu"].append((steps - warmup) / (cpu - cpu_w))
     return {k: statistics.median(v) for k, v in rates.items()} | {"all": rates}
@@ -172,8 +173,40 @@ def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) 
                              agent=f"conf/agent/dsac.yaml + conf/experiment/dsac_pendulum.yaml {preset}")}
 
 
+def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000, eval_episodes: int = 10) -> dict[str, Any]:
+    """DSAC or SB3 SAC on HalfCheetah-v5 for ``steps`` env steps (same settings as dsac-speed:
+    2×256 ReLU, batch 256, 1 update per step after 10k random steps), then the mean return of
+    ``eval_episodes`` deterministic episodes (seeds 10_000+k). Run one process per (algo, seed)."""
+    from stable_baselines3 import SAC
+
+    from rlrobust.envs.mujoco_params import silence_mujoco_warnings
+
+    silence_mujoco_warnings()
+    torch.set_num_threads(1)
+    common = dict(learning_starts=10_000, batch_size=256, train_freq=1, gradient_steps=1, buffer_size=steps)
+    start = time.perf_counter()
+    if algo == "sac":
+        model = SAC("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, **common,
+                    policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=steps)
+        policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+    else:
+        agent = _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu", **common)
+        policy = lambda obs: agent.act(obs, deterministic=True)  # noqa: E731
+    seconds = time.perf_counter() - start
+    env, returns = gym.make("HalfCheetah-v5"), []
+    for k in range(eval_episodes):
+        obs, _ = env.reset(seed=10_000 + k)
+        total, done = 0.0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(policy(obs))
+            total, done = total + float(r), term or trunc
+        returns.append(total)
+    return {"algo": algo, "seed": seed, "steps": steps, "return_mean": float(np.mean(returns)),
+            "return_std": float(np.std(returns)), "train_seconds": seconds}
+
+
 LOCAL = {"iqn-speed": iqn_speed, "dsac-speed": dsac_speed, "iqn-learning": iqn_learning,
-         "dsac-pendulum": dsac_pendulum}
+         "dsac-pendulum": dsac_pendulum, "dsac-halfcheetah": halfcheetah_learning}
 
 
 def main() -> None:
