@@ -147,3 +147,17 @@ def test_i6_train_script_smoke(name, tmp_path):
     assert (run_dir / "config.yaml").exists() and (run_dir / "final_evaluation.json").exists()
     assert list((run_dir / "checkpoints").glob("step_*/manifest.json"))
     assert list((run_dir / "tb").glob("events.*"))
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_composes_and_names_a_registered_agent(experiment):
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="rlrobust.conf", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
+    assert cfg.agent.name in rlrobust.list_agents()
+    get_agent_class(cfg.agent.name).Config(**agent_hyperparameters(cfg.agent))
+    if experiment == "quickstart":  # the README's main job: small IQN + a perturbed-suite evaluation
+        assert cfg.agent.name == "iqn" and cfg.evaluation.suite == "cartpole-2d" and cfg.total_steps <= 50_000
