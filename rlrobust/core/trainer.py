@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrobust.core.checkpoint import latest_checkpoint, load_payload, save_checkpoint
+from rlrobust.core.checkpoint import config_to_dict, latest_checkpoint, load_payload, save_checkpoint
 from rlrobust.core.collector import Collector, make_vector_env
 from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
 from rlrobust.core.logging import RunLogger
@@ -253,6 +253,15 @@ class Trainer:
             raise CheckpointError(
                 f"run dir {self.run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
                 f"cannot resume agent {self.agent.name!r} from it; use another run_dir or resume=never"
+            )
+        current = config_to_dict(self.agent.config)
+        saved = manifest.get("agent_config", {})
+        differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if differing:
+            raise CheckpointError(
+                f"run dir {self.run_dir} was trained with other hyperparameters ("
+                + ", ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differing)
+                + "); resume with the same config, or use another run_dir or resume=never"
             )
         self.agent.load_state_dict(payload["agent_state"])
         state = payload["trainer_state"]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
-from rlrobust.envs import BatchedTabularMDP, LinearMDP, TabularMDP, garnet, linear_mdp, river_swim
 
+from rlrobust.envs import BatchedTabularMDP, LinearMDP, TabularMDP, garnet, linear_mdp, river_swim
 from rlrobust.robust import ModelError
 
 

@@ -169,3 +169,12 @@ def test_e4_sigkilled_run_resumes_and_ends_at_exactly_total_steps(tmp_path):
     assert len(steps) == len(set(steps)) and steps == sorted(steps)
     payload = torch.load(ckpt.latest_checkpoint(run_dir / "checkpoints") / "state.pt", weights_only=False)
     assert payload["trainer_state"]["replay"]["size"] == 3000
+
+
+def test_e6_resume_with_other_hyperparameters_lists_the_differing_keys(tmp_path):
+    Trainer(make_iqn(), cartpole, settings(total_steps=200), tmp_path / "run").run()
+    env = gym.make("CartPole-v1")
+    other = rlrobust.make_agent("iqn", env.observation_space, env.action_space,
+                                **{**SMALL_IQN, "batch_size": 16})
+    with pytest.raises(CheckpointError, match="batch_size: 32 there, 16 now"):
+        Trainer(other, cartpole, settings(total_steps=400), tmp_path / "run").run()
