@@ -185,7 +185,7 @@ def load_agent(path: str | Path, device: str | torch.device = "cpu", *, expected
     """
     from rlrobust.core.registry import make_agent
 
-    manifest, payload = load_payload(path, device)
+    manifest, payload = load_payload(path, "cpu")  # RNG states must stay on the CPU
     name = manifest["agent"]
     if expected_agent is not None and expected_agent != name:
         raise CheckpointError(f"checkpoint {path} holds agent {name!r}, expected agent {expected_agent!r}")

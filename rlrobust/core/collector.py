@@ -71,6 +71,8 @@ class Collector:
         """Reset every sub-env; sub-env i gets seed ``reset_seed + i`` (default: the collector's seed)."""
         base = self.seed if reset_seed is None else reset_seed
         self.obs, _ = self.envs.reset(seed=[base + i for i in range(self.num_envs)])
+        # Episodes restart: pending n-step windows must not continue into the new episodes.
+        self.accumulator = NStepAccumulator(self.num_envs, self.accumulator.n_step, self.accumulator.gamma)
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
 
@@ -132,9 +134,7 @@ class Collector:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.total_steps = int(state["total_steps"])
         self.episodes = int(state["episodes"])
-        set_numpy_state(self.rng, state["rng"])
-        # The env restarts from a reset after a resume, so partial windows cannot continue.
-        self.accumulator = NStepAccumulator(self.num_envs, self.accumulator.n_step, self.accumulator.gamma)
+        set_numpy_state(self.rng, state["rng"])  # pending n-step windows are dropped by reset()
         self.recent_returns = deque(state["recent_returns"], maxlen=20)
         self.recent_lengths = deque(state["recent_lengths"], maxlen=20)
 

@@ -31,7 +31,10 @@ class RunLogger:
         self._last_time = time.perf_counter()
         self._last_step = start_step
         self.steps_per_second = math.nan
-        self._last_row: dict[str, Any] | None = None
+        # A resumed run continues the row of its start step (e.g. the final evaluation of a run
+        # resumed at total_steps merges into it instead of duplicating the step).
+        rows = read_metrics(self.run_dir)
+        self._last_row: dict[str, Any] | None = rows[-1] if rows and rows[-1]["step"] == start_step else None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Log scalar metrics at ``step`` (env steps online, gradient steps offline)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -246,9 +247,15 @@ class Trainer:
         latest = latest_checkpoint(self.checkpoint_dir)
         if mode == "must" and latest is None:
             raise CheckpointError(f"resume='must' but {self.checkpoint_dir} holds no complete checkpoint")
-        if latest is None or mode == "never":
+        if latest is None:
             return "fresh start"
-        manifest, payload = load_payload(latest, self.agent.device)
+        if mode == "never":
+            # Keep the old run's checkpoints out of this run's rotation and of any later resume.
+            aside = self.checkpoint_dir.with_name(f"checkpoints.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.checkpoint_dir.rename(aside)
+            return f"fresh start (resume=never; earlier checkpoints moved to {aside})"
+        # Loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        manifest, payload = load_payload(latest, "cpu")
         if manifest["agent"] != self.agent.name:
             raise CheckpointError(
                 f"run dir {self.run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
@@ -295,7 +302,9 @@ class Trainer:
 
     def _periodic(self, logger: RunLogger, buffer: Any, collector: Any, metrics: dict[str, float]) -> None:
         s = self.settings
-        if s.eval_interval and self.step % s.eval_interval == 0:
+        # Online steps advance by num_envs: act when the step crosses a multiple of the interval.
+        stride = s.num_envs if not self.offline else 1
+        if s.eval_interval and self.step % s.eval_interval < stride:
             mean, std = self.evaluate(s.eval_episodes)
             metrics.update({"eval/return_mean": mean, "eval/return_std": std})
             logger.write(f"step {self.step}: eval return {mean:.2f} ± {std:.2f}")
@@ -304,7 +313,7 @@ class Trainer:
                 self._save(buffer, collector, name="best")
         if metrics:
             logger.log(self.step, metrics)
-        if s.checkpoint_interval and self.step % s.checkpoint_interval == 0 and self.step < s.total_steps:
+        if s.checkpoint_interval and self.step % s.checkpoint_interval < stride and self.step < s.total_steps:
             self._save(buffer, collector)
 
     def _run_online(self) -> TrainResult:
@@ -328,7 +337,7 @@ class Trainer:
                     set_progress(self.step / s.total_steps)
                 policy = None if self.step < self.learning_starts else self.agent.act
                 episodes = collector.step(policy, None if self.fresh else buffer)
-                if self.fresh:
+                if self.fresh and self.step >= self.learning_starts:  # on-policy: no warm-up data
                     self._fresh.append(collector.last_transitions)
                 self.step = collector.total_steps
                 vector_steps = self.step // s.num_envs

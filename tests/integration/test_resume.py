@@ -178,3 +178,22 @@ def test_e6_resume_with_other_hyperparameters_lists_the_differing_keys(tmp_path)
                                 **{**SMALL_IQN, "batch_size": 16})
     with pytest.raises(CheckpointError, match="batch_size: 32 there, 16 now"):
         Trainer(other, cartpole, settings(total_steps=400), tmp_path / "run").run()
+
+
+def test_intervals_fire_when_vector_steps_cross_them(tmp_path):
+    Trainer(make_iqn(), cartpole, settings(total_steps=900, num_envs=3, checkpoint_interval=200, keep_checkpoints=10),
+            tmp_path / "run").run()
+    # steps advance by 3: the checkpoints land on the first vector step past each multiple of 200
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [
+        "step_000000201", "step_000000402", "step_000000600", "step_000000801", "step_000000900"]
+
+
+def test_resume_never_moves_old_checkpoints_aside_and_a_finished_run_is_not_logged_twice(tmp_path):
+    run = tmp_path / "run"
+    Trainer(make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200, final_eval_episodes=1), run).run()
+    Trainer(make_iqn(), cartpole, settings(total_steps=400, final_eval_episodes=1), run).run()  # resumes at the end
+    steps = [row["step"] for row in read_metrics(run)]
+    assert len(steps) == len(set(steps))
+    Trainer(make_iqn(), cartpole, settings(total_steps=200, resume="never"), run).run()
+    assert [p.name for p in ckpt.list_checkpoints(run / "checkpoints")] == ["step_000000200"]
+    assert list(tmp_path.glob("run/checkpoints.replaced-*/step_000000400"))
