@@ -173,10 +173,12 @@ def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) 
                              agent=f"conf/agent/dsac.yaml + conf/experiment/dsac_pendulum.yaml {preset}")}
 
 
-def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000, eval_episodes: int = 10) -> dict[str, Any]:
+def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000, eval_episodes: int = 10,
+                         agent_kwargs: str = "{}") -> dict[str, Any]:
     """DSAC or SB3 SAC on HalfCheetah-v5 for ``steps`` env steps (same settings as dsac-speed:
     2×256 ReLU, batch 256, 1 update per step after 10k random steps), then the mean return of
-    ``eval_episodes`` deterministic episodes (seeds 10_000+k). Run one process per (algo, seed)."""
+    ``eval_episodes`` deterministic episodes (seeds 10_000+k). Run one process per (algo, seed).
+    ``agent_kwargs``: JSON of extra DSAC hyperparameters (e.g. ``{"learning_rate": 3e-4}``)."""
     from stable_baselines3 import SAC
 
     from rlrobust.envs.mujoco_params import silence_mujoco_warnings
@@ -190,7 +192,8 @@ def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000
                     policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=steps)
         policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
     else:
-        agent = _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu", **common)
+        agent = _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu",
+                            **common, **json.loads(agent_kwargs))
         policy = lambda obs: agent.act(obs, deterministic=True)  # noqa: E731
     seconds = time.perf_counter() - start
     env, returns = gym.make("HalfCheetah-v5"), []
@@ -201,7 +204,8 @@ def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000
             obs, r, term, trunc, _ = env.step(policy(obs))
             total, done = total + float(r), term or trunc
         returns.append(total)
-    return {"algo": algo, "seed": seed, "steps": steps, "return_mean": float(np.mean(returns)),
+    return {"algo": algo, "seed": seed, "steps": steps, "agent_kwargs": agent_kwargs,
+            "return_mean": float(np.mean(returns)),
             "return_std": float(np.std(returns)), "train_seconds": seconds}
 
 
