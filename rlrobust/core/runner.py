@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
-from rlrobust.core.registry import build_config, get_agent_class, list_agents, make_agent
+from rlrobust.core.registry import list_agents, make_agent
 from rlrobust.core.trainer import Trainer, TrainResult, settings_from
 
 CONFIG_MODULE = "rlrobust.conf"
@@ -158,8 +158,9 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
         from rlrobust.data import dataset_from_config
 
         dataset = dataset_from_config(OmegaConf.to_container(cfg.dataset, resolve=True))
-    if env is None and dataset is not None and env_from_dataset and recovered_env(dataset) is not None:
-        cfg.env = OmegaConf.create(recovered_env(dataset))
+    recovered = recovered_env(dataset) if env is None and dataset is not None and env_from_dataset else None
+    if recovered is not None:
+        cfg.env = OmegaConf.create(recovered)
     env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     probe = env_fn() if not isinstance(env, gym.Env) else env
     obs_space, act_space = probe.observation_space, probe.action_space
@@ -169,9 +170,7 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
         from rlrobust.data import check_spaces
 
         check_spaces(dataset, obs_space, act_space)
-    if agent is None:
-        cls = get_agent_class(cfg.agent.name)
-        build_config(cls.Config, agent_hyperparameters(cfg.agent), agent=cfg.agent.name)  # validate early
+    if agent is None:  # make_agent validates the hyperparameters before building anything
         agent = make_agent(cfg.agent.name, obs_space, act_space, device=settings.device, seed=cfg.seed,
                            **agent_hyperparameters(cfg.agent))
     env_name = Path(str(cfg.env.id)).name if env is None or isinstance(env, str) else "custom"
