@@ -25,6 +25,11 @@ except Exception:  # pragma: no cover - mujoco is a hard dependency, but keep te
     pass
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/regression/golden/*.json (D3); review the diff before committing")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path, monkeypatch):
     """Run every test in its own temp dir so stray files (logs, runs) never land in the repo."""

@@ -75,3 +75,35 @@ def _tabular_services():
 
 #: name -> factory of the TrainingServices the contract suite attaches before exercising the agent.
 SERVICES = {"iwocs": _iwocs_services, "robust_rvi_q": _tabular_services}
+
+
+# ---------------------------------------------------------------- helpers shared by agent tests
+def build_agent(name: str, seed: int = 0):
+    """The agent ``name`` on its fixture spaces, with its fake services attached."""
+    import rlrobust
+
+    obs_space, act_space, _, overrides = AGENT_FIXTURES[name]
+    agent = rlrobust.make_agent(name, obs_space, act_space, seed=seed, **overrides)
+    if name in SERVICES:
+        agent.attach(SERVICES[name]())
+    return agent
+
+
+def run_updates(agent, name: str, n: int, seed: int = 0) -> list[dict[str, float]]:
+    """``n`` updates on the synthetic batches ``random_batch(seed + i)``."""
+    obs_space, act_space, _, _ = AGENT_FIXTURES[name]
+    return [agent.update(random_batch(obs_space, act_space, seed=seed + i)) for i in range(n)]
+
+
+def flat_tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor in a nested state dict, keyed by its path."""
+    out = {}
+    if isinstance(state, torch.Tensor):
+        out[prefix] = state
+    elif isinstance(state, dict):
+        for k, v in state.items():
+            out.update(flat_tensors(v, f"{prefix}/{k}"))
+    elif isinstance(state, (list, tuple)):
+        for i, v in enumerate(state):
+            out.update(flat_tensors(v, f"{prefix}/{i}"))
+    return out

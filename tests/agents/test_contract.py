@@ -12,7 +12,8 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from fakes import AGENT_FIXTURES, random_batch
+from fakes import AGENT_FIXTURES, flat_tensors, random_batch, run_updates
+from fakes import build_agent as build
 
 import rlrobust
 from rlrobust.core.checkpoint import load_agent, save_checkpoint
@@ -22,38 +23,10 @@ from rlrobust.core.types import Agent
 AGENTS = rlrobust.list_agents()
 
 
-def build(name: str, seed: int = 0):
-    obs_space, act_space, _, overrides = AGENT_FIXTURES[name]
-    agent = rlrobust.make_agent(name, obs_space, act_space, seed=seed, **overrides)
-    services_factory = getattr(__import__("fakes"), "SERVICES", {}).get(name)
-    if services_factory is not None:
-        agent.attach(services_factory())
-    return agent
-
-
 def observations(name: str, n: int = 100, seed: int = 123) -> np.ndarray:
     space = AGENT_FIXTURES[name][0]
     space.seed(seed)
     return np.stack([space.sample() for _ in range(n)])
-
-
-def run_updates(agent, name: str, n: int, seed: int = 0) -> list[dict[str, float]]:
-    obs_space, act_space, _, _ = AGENT_FIXTURES[name]
-    return [agent.update(random_batch(obs_space, act_space, seed=seed + i)) for i in range(n)]
-
-
-def flat_tensors(state, prefix=""):
-    """Every tensor in a nested state dict, keyed by its path."""
-    out = {}
-    if isinstance(state, torch.Tensor):
-        out[prefix] = state
-    elif isinstance(state, dict):
-        for k, v in state.items():
-            out.update(flat_tensors(v, f"{prefix}/{k}"))
-    elif isinstance(state, (list, tuple)):
-        for i, v in enumerate(state):
-            out.update(flat_tensors(v, f"{prefix}/{i}"))
-    return out
 
 
 def assert_states_equal(a, b):
