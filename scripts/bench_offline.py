@@ -2,6 +2,8 @@
 
 * :func:`speed`: gradient steps/s of ``agent.update`` on batches of 256 Hopper-shaped transitions
   (obs 11, act 3), default networks, one torch thread, after a warm-up.
+* :func:`train_behaviour`: an SB3 SAC behaviour policy, saved every ``chunk`` steps until it
+  reaches a target return (the issue asks for a medium-quality one, about a third of expert).
 * :func:`offline_experiment`: the issue's Hopper-v5 experiment as one function at any budget:
   record a dataset from a behaviour policy (rlrobust checkpoint or SB3 zip) with
   :func:`rlrobust.data.record_dataset`, optionally corrupt it (RIQL protocol), train IDQL, RIQL and
@@ -53,6 +55,40 @@ def speed(agent: str, *, steps: int = 200, warmup: int = 20, batch_size: int = 2
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"agent": agent, "batch_size": batch_size, "steps": steps, "steps_per_s": steps / wall,
             "steps_per_cpu_s": steps / cpu}
+
+
+def train_behaviour(env_id: str = "Hopper-v5", *, target_return: float = 1000.0, max_steps: int = 200_000,
+                    chunk: int = 10_000, seed: int = 0, out_dir: str | Path = ".") -> list[dict[str, Any]]:
+    """A behaviour policy for :func:`offline_experiment`: SB3 SAC (its defaults, 2×256) trained in
+    ``chunk``-step pieces, each saved as ``sac_<env>_<steps>.zip`` and scored on 5 deterministic
+    episodes (reset seeds 500–504); stops at the first score ≥ ``target_return`` or ``max_steps``."""
+    from stable_baselines3 import SAC
+
+    from rlrobust.envs.mujoco_params import silence_mujoco_warnings
+
+    silence_mujoco_warnings()
+    torch.set_num_threads(1)
+    model = SAC("MlpPolicy", gym.make(env_id), device="cpu", seed=seed, verbose=0,
+                learning_starts=min(10_000, chunk), policy_kwargs={"net_arch": [256, 256]})
+    env, history = gym.make(env_id), []
+    while model.num_timesteps < max_steps:
+        model.learn(chunk, reset_num_timesteps=False)
+        returns = []
+        for k in range(5):
+            obs, _ = env.reset(seed=500 + k)
+            total, done = 0.0, False
+            while not done:
+                obs, r, term, trunc, _ = env.step(model.predict(obs, deterministic=True)[0])
+                total, done = total + float(r), term or trunc
+            returns.append(total)
+        path = Path(out_dir) / f"sac_{env_id.lower()}_{model.num_timesteps}.zip"
+        model.save(path)
+        history.append({"steps": model.num_timesteps, "return_mean": float(np.mean(returns)),
+                        "return_std": float(np.std(returns)), "path": str(path)})
+        print(json.dumps(history[-1]), flush=True)
+        if history[-1]["return_mean"] >= target_return:
+            break
+    return history
 
 
 def _train_one(name: str, kind: str | None, seed: int, data: Any, env_id: str, gradient_steps: int,
@@ -156,6 +192,12 @@ def main() -> None:
     sp = sub.add_parser("speed")
     sp.add_argument("--steps", type=int, default=200)
     sp.add_argument("--agents", nargs="+", default=["idql", "riql"])
+    bp = sub.add_parser("behaviour")
+    bp.add_argument("--env", default="Hopper-v5")
+    bp.add_argument("--target-return", type=float, default=1000.0)
+    bp.add_argument("--max-steps", type=int, default=200_000)
+    bp.add_argument("--chunk", type=int, default=10_000)
+    bp.add_argument("--out-dir", default=".")
     ex = sub.add_parser("experiment")
     ex.add_argument("--policy", required=True)
     ex.add_argument("--env", default="Hopper-v5")
@@ -171,7 +213,10 @@ def main() -> None:
     ex.add_argument("--workdir", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.cmd == "speed":
+    if args.cmd == "behaviour":
+        train_behaviour(args.env, target_return=args.target_return, max_steps=args.max_steps, chunk=args.chunk,
+                        out_dir=args.out_dir)
+    elif args.cmd == "speed":
         for name in args.agents:
             print(json.dumps(speed(name, steps=args.steps)))
     else:
