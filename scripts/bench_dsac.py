@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from rlrobust.core.collector import Collector, make_vector_env
+from rlrobust.core.episodes import run_episodes
 from rlrobust.core.registry import make_agent
 from rlrobust.core.replay import ReplayBuffer
 
@@ -98,15 +99,8 @@ def speed_sb3(algo: str = "sac", env_id: str = "HalfCheetah-v5", warmup: int = 1
 def evaluate(agent: Any, env_id: str, episodes: int, seed: int) -> float:
     """Mean return of the deterministic policy."""
     env = gym.make(env_id)
-    returns = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=10_000 + seed * 100 + ep)
-        done, total = False, 0.0
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
+    returns, _ = run_episodes(env, lambda obs: agent.act(obs, deterministic=True),
+                              [10_000 + seed * 100 + ep for ep in range(episodes)])
     env.close()
     return float(np.mean(returns))
 

@@ -30,6 +30,7 @@ import torch
 
 import rlrobust
 from rlrobust.agents.riql import IQL_BASELINE
+from rlrobust.core.episodes import run_episodes
 from rlrobust.core.types import TransitionBatch
 from rlrobust.data import D4RL_REF_SCORES, corrupt, normalized_score, record_dataset
 
@@ -73,14 +74,7 @@ def train_behaviour(env_id: str = "Hopper-v5", *, target_return: float = 1000.0,
     env, history = gym.make(env_id), []
     while model.num_timesteps < max_steps:
         model.learn(chunk, reset_num_timesteps=False)
-        returns = []
-        for k in range(5):
-            obs, _ = env.reset(seed=500 + k)
-            total, done = 0.0, False
-            while not done:
-                obs, r, term, trunc, _ = env.step(model.predict(obs, deterministic=True)[0])
-                total, done = total + float(r), term or trunc
-            returns.append(total)
+        returns, _ = run_episodes(env, lambda obs: model.predict(obs, deterministic=True)[0], [500 + k for k in range(5)])
         path = Path(out_dir) / f"sac_{env_id.lower()}_{model.num_timesteps}.zip"
         model.save(path)
         history.append({"steps": model.num_timesteps, "return_mean": float(np.mean(returns)),

@@ -181,6 +181,7 @@ def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000
     ``agent_kwargs``: JSON of extra DSAC hyperparameters (e.g. ``{"learning_rate": 3e-4}``)."""
     from stable_baselines3 import SAC
 
+    from rlrobust.core.episodes import run_episodes
     from rlrobust.envs.mujoco_params import silence_mujoco_warnings
 
     silence_mujoco_warnings()
@@ -196,14 +197,7 @@ def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000
                             **common, **json.loads(agent_kwargs))
         policy = lambda obs: agent.act(obs, deterministic=True)  # noqa: E731
     seconds = time.perf_counter() - start
-    env, returns = gym.make("HalfCheetah-v5"), []
-    for k in range(eval_episodes):
-        obs, _ = env.reset(seed=10_000 + k)
-        total, done = 0.0, False
-        while not done:
-            obs, r, term, trunc, _ = env.step(policy(obs))
-            total, done = total + float(r), term or trunc
-        returns.append(total)
+    returns, _ = run_episodes(gym.make("HalfCheetah-v5"), policy, [10_000 + k for k in range(eval_episodes)])
     return {"algo": algo, "seed": seed, "steps": steps, "agent_kwargs": agent_kwargs,
             "return_mean": float(np.mean(returns)),
             "return_std": float(np.std(returns)), "train_seconds": seconds}

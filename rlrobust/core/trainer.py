@@ -39,6 +39,7 @@ import torch
 
 from rlrobust.core.checkpoint import config_to_dict, latest_checkpoint, load_payload, save_checkpoint
 from rlrobust.core.collector import Collector, make_vector_env
+from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
 from rlrobust.core.logging import RunLogger
 from rlrobust.core.replay import ReplayBuffer
@@ -212,16 +213,8 @@ class Trainer:
         try:
             if params:
                 env.get_wrapper_attr("set_params")(**dict(params))
-            returns = []
-            for k in range(episodes):
-                obs, _ = env.reset(seed=self.eval_seed + k)
-                total, done = 0.0, False
-                while not done:
-                    action = self.agent.act(np.asarray(obs)[None], deterministic=True)[0]
-                    obs, reward, terminated, truncated, _ = env.step(action)
-                    total += float(reward)
-                    done = terminated or truncated
-                returns.append(total)
+            returns, _ = run_episodes(env, lambda obs: self.agent.act(np.asarray(obs)[None], deterministic=True)[0],
+                                      [self.eval_seed + k for k in range(episodes)])
         finally:
             env.close()
         return float(np.mean(returns)), float(np.std(returns))

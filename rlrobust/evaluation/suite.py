@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import ConfigError
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.envs.suites import Suite, get_suite
@@ -174,17 +175,7 @@ def _run_point(task: tuple[int, dict[str, float]]) -> tuple[int, list[float], li
     index, point = task
     env, policy, seeds = _WORKER["env"], _WORKER["policy"], _WORKER["seeds"]
     env.set_params(**point)  # restores the nominal model, then applies this point
-    returns, lengths = [], []
-    for episode_seed in seeds:
-        obs, _ = env.reset(seed=episode_seed)
-        total, steps, done = 0.0, 0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(policy(obs))
-            total += float(reward)
-            steps += 1
-            done = terminated or truncated
-        returns.append(total)
-        lengths.append(steps)
+    returns, lengths = run_episodes(env, policy, seeds)
     return index, returns, lengths
 
 

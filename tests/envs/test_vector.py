@@ -103,3 +103,14 @@ def test_sb3_vecenv_adapter(n_envs):
     assert dones.all() and all("terminal_observation" in i for i in infos)
     assert env.env_method("get_params")[0].keys() == venv.call("nominal_params")[0].keys()
     env.close()
+
+
+def test_run_episodes_returns_one_seeded_episode_per_seed():
+    from rlrobust.core.episodes import run_episodes
+
+    env = gym.make("CartPole-v1")
+    policy = lambda obs: int(obs[2] > 0)  # noqa: E731  (push toward the pole's lean: long episodes)
+    returns, lengths = run_episodes(env, policy, [3, 4, 3])
+    assert returns == [float(n) for n in lengths]  # CartPole pays 1 per step
+    assert lengths[0] == lengths[2] and len(lengths) == 3  # the same reset seed, the same episode
+    assert all(n > 20 for n in lengths)
