@@ -293,11 +293,15 @@ class Trainer:
             logger.close()
             raise NonFiniteError(f"{exc} (run step {self.step}; {where})") from exc
 
+    def _crossed(self, interval: int) -> bool:
+        """Whether the last step crossed a multiple of ``interval`` (0: never). Online, one vector
+        step advances ``num_envs`` env steps, so an exact multiple may be skipped over."""
+        stride = 1 if self.offline else self.settings.num_envs
+        return bool(interval) and self.step % interval < stride
+
     def _periodic(self, logger: RunLogger, buffer: Any, collector: Any, metrics: dict[str, float]) -> None:
         s = self.settings
-        # Online steps advance by num_envs: act when the step crosses a multiple of the interval.
-        stride = s.num_envs if not self.offline else 1
-        if s.eval_interval and self.step % s.eval_interval < stride:
+        if self._crossed(s.eval_interval):
             mean, std = self.evaluate(s.eval_episodes)
             metrics.update({"eval/return_mean": mean, "eval/return_std": std})
             logger.write(f"step {self.step}: eval return {mean:.2f} ± {std:.2f}")
@@ -306,7 +310,7 @@ class Trainer:
                 self._save(buffer, collector, name="best")
         if metrics:
             logger.log(self.step, metrics)
-        if s.checkpoint_interval and self.step % s.checkpoint_interval < stride and self.step < s.total_steps:
+        if self._crossed(s.checkpoint_interval) and self.step < s.total_steps:
             self._save(buffer, collector)
 
     def _run_online(self) -> TrainResult:
@@ -345,13 +349,13 @@ class Trainer:
                 metrics: dict[str, float] = {}
                 for ep in episodes:
                     logger.writer.add_scalar("train/episode_return", ep["return"], self.step)
-                if self.step % s.log_interval < s.num_envs or self.step == s.total_steps:
+                if self._crossed(s.log_interval) or self.step == s.total_steps:
                     metrics.update({f"train/{k}": v for k, v in last.items()})
                     if collector.recent_returns:
                         metrics["train/return_recent"] = float(np.mean(collector.recent_returns))
                     metrics["train/episodes"] = collector.episodes
                 self._periodic(logger, buffer, collector, metrics)
-                if s.progress and (self.step % 100 < s.num_envs or self.step == s.total_steps):
+                if s.progress and (self._crossed(100) or self.step == s.total_steps):
                     recent = float(np.mean(collector.recent_returns)) if collector.recent_returns else None
                     logger.progress(self.step, recent)
             self._save(buffer, collector)
@@ -376,9 +380,9 @@ class Trainer:
             while self.step < s.total_steps:
                 last = self._update(buffer.sample(self.batch_size), logger)
                 self.step += 1
-                metrics = {f"train/{k}": v for k, v in last.items()} if self.step % s.log_interval == 0 else {}
+                metrics = {f"train/{k}": v for k, v in last.items()} if self._crossed(s.log_interval) else {}
                 self._periodic(logger, buffer, None, metrics)
-                if s.progress and (self.step % 100 == 0 or self.step == s.total_steps):
+                if s.progress and (self._crossed(100) or self.step == s.total_steps):
                     logger.progress(self.step)
             self._save(buffer, None)
             final = self._final_metrics(logger, None)
