@@ -12,6 +12,7 @@ from typing import Any
 from rlrobust.core.errors import (
     CheckpointError,
     ConfigError,
+    MissingDependencyError,
     NonFiniteError,
     PerturbationError,
     RlrobustError,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "MissingDependencyError",
     "NonFiniteError",
     "PerturbationError",
     "RlrobustError",

@@ -14,6 +14,7 @@ evaluation         suite evaluation cost vs stepping the bare env (scripts/bench
 robust             exact robust RVI and robust RVI Q-learning throughput (scripts/bench_robust.py)
 offline            IDQL / RIQL gradient steps/s and the offline pipeline (scripts/bench_offline.py)
 iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (scripts/bench_iwocs.py)
+warp               MuJoCo Warp backend: world-steps/s vs nworld, hopper-2d suite vs CPU (scripts/bench_warp.py)
 =================  =========================================================================
 
 Speed runs alternate the two (or three) learners and repeat, reporting medians of wall-clock
@@ -42,7 +43,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 DELEGATED = {"evaluation": "bench_evaluation", "robust": "bench_robust", "offline": "bench_offline",
-             "iwocs": "bench_iwocs"}
+             "iwocs": "bench_iwocs", "warp": "bench_warp"}
 
 
 def _timed(fn: Any, *args: Any) -> tuple[float, float]:

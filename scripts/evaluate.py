@@ -2,6 +2,7 @@
 
     python scripts/evaluate.py checkpoint=runs/<run>/checkpoints/latest suite=hopper-2d
     python scripts/evaluate.py checkpoint=model.zip suite=cartpole-2d points_per_dim=3 episodes=2
+    python scripts/evaluate.py checkpoint=<ckpt> suite=hopper-2d backend=warp device=cuda   # pip install 'rlrobust[warp]'
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def run(cfg: DictConfig) -> SuiteResult:
     result = rlrobust.evaluate(
         cfg.checkpoint, cfg.suite, episodes=int(cfg.episodes), seed=int(cfg.seed),
         points_per_dim=cfg.points_per_dim, workers=cfg.workers, samples=cfg.samples,
-        cvar_alpha=float(cfg.cvar_alpha), env_kwargs=env_kwargs, device=cfg.device,
+        cvar_alpha=float(cfg.cvar_alpha), env_kwargs=env_kwargs, device=cfg.device, backend=cfg.backend,
     )
     out_dir = cfg.out_dir or HydraConfig.get().runtime.output_dir
     paths = write_reports(result, out_dir, tensorboard=bool(cfg.tensorboard))

@@ -2,6 +2,8 @@
 # Set up .venv and run the default test suite (<= 15 min on 2 cores).
 #   bash scripts/test.sh            default tier
 #   bash scripts/test.sh --slow     the slow tier only (learning budgets, kill/resume, wheel build)
+#   bash scripts/test.sh --warp     the MuJoCo Warp tier: installs the warp extra; the first run
+#                                   compiles Warp's kernels (minutes on CPU), later runs use the cache
 # Any other arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,5 +13,10 @@ cd "$ROOT"
 if [ "${1:-}" = "--slow" ]; then
   shift
   exec "$ROOT/.venv/bin/pytest" -q -m slow "$@"
+fi
+if [ "${1:-}" = "--warp" ]; then
+  shift
+  "$ROOT/.venv/bin/python" -c "import mujoco_warp" 2>/dev/null || "$ROOT/.venv/bin/pip" install -q -e "$ROOT[dev,warp]"
+  exec "$ROOT/.venv/bin/pytest" -q -m warp "$@"
 fi
 exec "$ROOT/.venv/bin/pytest" -q "$@"

@@ -37,6 +37,10 @@ class PerturbationError(RlrobustError, ValueError):
     """An unknown physical parameter, a value outside its box, or an unknown suite."""
 
 
+class MissingDependencyError(RlrobustError, ImportError):
+    """An optional feature was asked for without the extra that provides it (``pip install rlrobust[warp]``)."""
+
+
 def choices(valid: Iterable[object]) -> str:
     """Format valid options for an error message: ``'a', 'b', 'c'``."""
     return ", ".join(repr(v) for v in sorted(valid, key=str))

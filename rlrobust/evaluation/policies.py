@@ -8,6 +8,7 @@ policies are (torch modules pickle), and so are :class:`ConstantPolicy` and
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +49,29 @@ class LinearPolicy:
         self.low, self.high, self.discrete = low, high, discrete
 
     def __call__(self, obs: Any) -> Any:
-        out = self.weight @ np.asarray(obs, dtype=np.float64) + self.bias
+        """One action for one observation, or ``(B, act_dim)`` actions for ``(B, obs_dim)``."""
+        out = np.asarray(obs, dtype=np.float64) @ self.weight.T + self.bias
         if self.discrete:
-            return int(np.argmax(out))
+            return int(np.argmax(out)) if out.ndim == 1 else out.argmax(axis=-1)
         return np.clip(out, self.low, self.high).astype(np.float32)
+
+
+def as_batched_policy(policy: Policy) -> Policy:
+    """``(B, obs_dim) -> (B, act_dim)`` from what :func:`as_policy` returns, for batched simulators.
+
+    Agents act on the whole batch in one call; the NumPy policies here and SB3's get a NumPy
+    copy of the batch (they accept batches); any other callable receives the batch as it comes
+    (a torch tensor on the simulation device) and must return one action per row.
+    """
+    from rlrobust.interop.sb3 import SB3Policy
+
+    if isinstance(policy, AgentPolicy):
+        return functools.partial(policy.agent.act, deterministic=True)
+    if isinstance(policy, ConstantPolicy):
+        return lambda obs: np.broadcast_to(policy.action, (len(obs), *policy.action.shape))
+    if isinstance(policy, LinearPolicy | SB3Policy):
+        return lambda obs: policy(obs.cpu().numpy() if hasattr(obs, "cpu") else obs)
+    return policy
 
 
 def as_policy(policy: Any, device: str = "cpu") -> Policy:

@@ -36,6 +36,7 @@ from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import ConfigError
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.envs.suites import Suite, get_suite
+from rlrobust.evaluation.batched import check_backend, evaluate_batched
 
 DEFAULT_CVAR_ALPHA = 0.1
 
@@ -198,6 +199,7 @@ def evaluate(
     cvar_alpha: float = DEFAULT_CVAR_ALPHA,
     env_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
+    backend: str = "cpu",
 ) -> SuiteResult:
     """Evaluate ``policy`` over the points of ``suite``.
 
@@ -212,7 +214,10 @@ def evaluate(
         samples: if given, evaluate this many points drawn uniformly from the box instead of the grid.
         cvar_alpha: fraction of worst points averaged by ``SuiteResult.cvar``.
         env_kwargs: forwarded to ``gym.make`` (e.g. ``max_episode_steps``).
-        device: where checkpoints/SB3 models are loaded.
+        device: where checkpoints/SB3 models are loaded (and, with ``backend="warp"``, simulated).
+        backend: ``"cpu"`` (MuJoCo in worker processes) or ``"warp"``: every point x episode as
+            one world of one MuJoCo Warp simulation (:mod:`rlrobust.evaluation.batched`; needs
+            the ``warp`` extra; ``workers`` is ignored).
 
     Returns:
         A :class:`SuiteResult`.
@@ -224,6 +229,7 @@ def evaluate(
     if not 0.0 < cvar_alpha <= 1.0:
         raise ConfigError(f"cvar_alpha must lie in (0, 1], got {cvar_alpha}")
     suite = get_suite(suite)
+    check_backend(backend, suite)
     if samples is not None:
         points, grid_shape = suite.sample(samples, seed), None
     else:
@@ -234,6 +240,8 @@ def evaluate(
     seeds = spawn_seeds(seed, episodes)  # common random numbers across points
     env_kwargs = dict(env_kwargs or {})
     workers = min(os.cpu_count() or 1, len(points)) if workers is None else max(1, min(int(workers), len(points)))
+    if backend == "warp":
+        workers = 1  # one batched simulation in this process
 
     payload = _picklable(fn) if workers > 1 else None
     if workers > 1 and payload is None:
@@ -247,7 +255,10 @@ def evaluate(
     returns = np.zeros((len(points), episodes))
     lengths = np.zeros((len(points), episodes), dtype=np.int64)
     tasks = list(enumerate(points))
-    if workers == 1:
+    if backend == "warp":
+        returns, lengths = evaluate_batched(fn, suite, points, seeds, env_kwargs=env_kwargs, device=device)
+        results = []
+    elif workers == 1:
         _WORKER.update(env=suite.make_env(**env_kwargs), policy=fn, seeds=seeds)
         try:
             results = [_run_point(task) for task in tasks]
@@ -266,5 +277,5 @@ def evaluate(
         suite=suite.id, env_id=suite.env_id, names=suite.names, points=points, returns=returns, lengths=lengths,
         seed=seed, cvar_alpha=cvar_alpha, grid_shape=grid_shape,
         settings={"episodes": episodes, "points_per_dim": points_per_dim, "samples": samples, "workers": workers,
-                  "env_kwargs": env_kwargs, "bounds": {k: list(v) for k, v in suite.bounds.items()}},
+                  "env_kwargs": env_kwargs, "backend": backend, "bounds": {k: list(v) for k, v in suite.bounds.items()}},
     )
