@@ -25,8 +25,9 @@ on first use — minutes on a CPU, once: Warp caches them in its kernel cache fo
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -137,6 +138,9 @@ class WarpVectorEnv(gym.vector.VectorEnv):
 
         self.device = wp.get_device(device)
         self.torch_device = wp.device_to_torch(self.device)
+        # On a GPU, Warp launches on torch's current stream, so torch's reads of the zero-copy
+        # views are ordered after the kernels that wrote them (and Warp's after torch's writes).
+        self._stream = wp.stream_from_torch(self.torch_device) if self.device.is_cuda else None
         self._build(nconmax, njmax)
         #: each world's parameter values in its current episode
         self.params: list[dict[str, float]] = [dict(v) for v in self._fixed]
@@ -162,7 +166,7 @@ class WarpVectorEnv(gym.vector.VectorEnv):
                 f"parameters {list(self.worlds.names)} touch model fields {unbatchable} that MuJoCo Warp "
                 "cannot hold per world; perturb other parameters"
             )
-        with wp.ScopedDevice(self.device):
+        with self._on_device():
             self._model = mjw.put_model(mjm, batch_sizes={f: self.num_envs for f in fields if f != GRAVITY})
             if GRAVITY in fields:  # the options have no batch_sizes: give gravity one row per world
                 self._model.opt.gravity = wp.array(np.tile(mjm.opt.gravity, (self.num_envs, 1)), dtype=wp.vec3)
@@ -224,7 +228,7 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         self._announce_compile()
         self.ctrl.copy_(action)
         x_before = self.qpos[:, 0].clone()
-        with self._wp.ScopedDevice(self.device):
+        with self._on_device():
             for _ in range(self.task.frame_skip):
                 self._mjw.step(self._model, self._data)
         obs = self.task.observe(self.qpos, self.qvel)
@@ -274,7 +278,7 @@ class WarpVectorEnv(gym.vector.VectorEnv):
                 self.params[worlds[k]] = settings[k]
         mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.torch_device)
         mask[index] = True
-        with wp.ScopedDevice(self.device):  # zero time, velocities, warm starts, applied forces
+        with self._on_device():  # zero time, velocities, warm starts, applied forces
             self._mjw.reset_data(self._model, self._data, reset=wp.from_torch(mask))
         states = [self.task.reset_state(self._rngs[i]) for i in worlds]
         self.qpos[index] = torch.as_tensor(np.stack([q for q, _ in states]), dtype=self.qpos.dtype, device=self.torch_device)
@@ -283,6 +287,12 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         return self.task.observe(self.qpos[index], self.qvel[index])
 
     # -- internals ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _on_device(self) -> Iterator[None]:
+        """Warp calls on this env's device (and, on a GPU, on torch's current stream)."""
+        with self._wp.ScopedDevice(self.device), self._wp.ScopedStream(self._stream):
+            yield
 
     def _announce_compile(self) -> None:
         key = str(self.device)

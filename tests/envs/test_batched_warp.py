@@ -15,6 +15,10 @@ model (an unbatched derived field).
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +26,7 @@ import pytest
 import torch
 
 import rlrobust
+from rlrobust.core.checkpoint import save_checkpoint
 from rlrobust.envs import make_env
 
 pytest.importorskip("mujoco_warp")
@@ -146,3 +151,26 @@ def test_evaluate_with_the_warp_backend_matches_the_cpu_backend():
     np.testing.assert_array_equal(warp.lengths, cpu.lengths)
     np.testing.assert_allclose(warp.returns, cpu.returns, rtol=1e-4)
     assert warp.worst == pytest.approx(cpu.worst, rel=1e-4) and str(warp)
+
+
+def test_evaluate_script_runs_an_agent_checkpoint_on_the_warp_backend(tmp_path):
+    """scripts/evaluate.py backend=warp with a (untrained) DSAC checkpoint: the agent acts on the
+    whole (W, obs_dim) batch, and the reports hold the CPU backend's returns."""
+    env = gym.make("Hopper-v5")
+    agent = rlrobust.make_agent("dsac", env.observation_space, env.action_space, seed=0, net_arch=[16])
+    path = save_checkpoint(tmp_path / "checkpoints", agent, step=0)
+    out = tmp_path / "eval"
+    script = Path(rlrobust.__file__).resolve().parent.parent / "scripts" / "evaluate.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), f"checkpoint={path}", "suite=hopper-2d", "points_per_dim=2", "episodes=1",
+         "max_episode_steps=10", "backend=warp", "tensorboard=false", f"out_dir={out}",
+         f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "result.json").read_text())
+    cpu = rlrobust.evaluate(path, "hopper-2d", episodes=1, points_per_dim=2, workers=1,
+                            env_kwargs={"max_episode_steps": 10})
+    assert report["settings"]["backend"] == "warp"
+    np.testing.assert_array_equal(report["lengths"], cpu.lengths)
+    np.testing.assert_allclose(report["returns"], cpu.returns, **TOL)
