@@ -26,6 +26,7 @@ reported in ``info`` (``params``, ``forces``, ``executed_action``, ``adversarial
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -77,6 +78,30 @@ class SequenceSampler:
 
     def __call__(self, rng: np.random.Generator) -> Values:
         return dict(self.points[int(rng.integers(len(self.points)))])
+
+
+class _StateFields:
+    """``capture_state``/``restore_state`` (:mod:`rlrobust.core.env_state`'s protocol) of the
+    attributes named in ``_state_fields``: the wrapper's generator, its current values and the
+    adversary's last observation, so a resumed run continues mid-episode bit for bit. A sampler
+    with state of its own may implement the same two methods."""
+
+    _state_fields: tuple[str, ...] = ()
+
+    def capture_state(self) -> dict[str, Any]:
+        state = {k: copy.deepcopy(getattr(self, k)) for k in self._state_fields}
+        sampler = getattr(self, "sampler", None)
+        if callable(getattr(sampler, "capture_state", None)):
+            state["sampler"] = sampler.capture_state()  # type: ignore[union-attr]
+        return state
+
+    def restore_state(self, state: Mapping[str, Any]) -> None:
+        for key in self._state_fields:
+            setattr(self, key, copy.deepcopy(state[key]))
+        if "sampler" in state:
+            self.sampler.restore_state(state["sampler"])  # type: ignore[attr-defined]
+        if "_active" in self._state_fields:  # the model parameters live in the model: write them back
+            self.physical.apply(self._active)  # type: ignore[attr-defined]
 
 
 class _AdversaryMixin:
@@ -145,7 +170,7 @@ class _ParameterWrapper(gym.Wrapper):
         return self.physical.nominal()
 
 
-class ParameterPerturbation(_ParameterWrapper, gym.utils.RecordConstructorArgs):
+class ParameterPerturbation(_StateFields, _ParameterWrapper, gym.utils.RecordConstructorArgs):
     """Static robust-MDP model: physical parameters held for an episode.
 
     Args:
@@ -161,6 +186,8 @@ class ParameterPerturbation(_ParameterWrapper, gym.utils.RecordConstructorArgs):
     Raises:
         PerturbationError: unknown name, unphysical value or value outside ``bounds``.
     """
+
+    _state_fields = ("_rng", "_fixed", "_active")
 
     def __init__(
         self,
@@ -217,7 +244,7 @@ class ParameterPerturbation(_ParameterWrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
 
-class DynamicParameterAdversary(_AdversaryMixin, _ParameterWrapper, gym.utils.RecordConstructorArgs):
+class DynamicParameterAdversary(_StateFields, _AdversaryMixin, _ParameterWrapper, gym.utils.RecordConstructorArgs):
     """Dynamic robust-MDP model: an adversary picks the parameters before every step.
 
     The adversary acts in ``adversary_action_space = Box(-1, 1, (d,))``; action ``u`` maps
@@ -229,6 +256,8 @@ class DynamicParameterAdversary(_AdversaryMixin, _ParameterWrapper, gym.utils.Re
         bounds: ``{name: (low, high)}``, the box the adversary moves in.
         adversary: policy ``obs -> u``, ``"random"``, or None.
     """
+
+    _state_fields = ("_rng", "_active", "_held", "_obs")
 
     def __init__(
         self, env: gym.Env, bounds: Mapping[str, Sequence[float]], adversary: AdversaryPolicy | str | None = None
@@ -270,7 +299,7 @@ class DynamicParameterAdversary(_AdversaryMixin, _ParameterWrapper, gym.utils.Re
         return obs, reward, terminated, truncated, info
 
 
-class ExternalForceAdversary(_AdversaryMixin, gym.Wrapper, gym.utils.RecordConstructorArgs):
+class ExternalForceAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.utils.RecordConstructorArgs):
     """RARL's adversary: world-frame forces on named bodies (MuJoCo ``xfrc_applied``).
 
     The adversary acts in ``Box(-1, 1, (len(bodies) * len(axes),))``, scaled by ``max_force``
@@ -285,6 +314,8 @@ class ExternalForceAdversary(_AdversaryMixin, gym.Wrapper, gym.utils.RecordConst
         axes: which world axes the adversary pushes along, e.g. ``"xz"`` for planar robots.
         adversary: policy ``obs -> u``, ``"random"``, or None (held action or no force).
     """
+
+    _state_fields = ("_rng", "_held", "_obs", "_forces")
 
     def __init__(
         self,
@@ -347,8 +378,10 @@ class ExternalForceAdversary(_AdversaryMixin, gym.Wrapper, gym.utils.RecordConst
         return obs, reward, terminated, truncated, info
 
 
-class _ActionAdversary(_AdversaryMixin, gym.Wrapper, gym.utils.RecordConstructorArgs):
+class _ActionAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Shared parts of the NR-MDP and PR-MDP wrappers."""
+
+    _state_fields = ("_rng", "_held", "_obs")
 
     def __init__(self, env: gym.Env, alpha: float, adversary: AdversaryPolicy | str | None) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, alpha=alpha, adversary=adversary)
@@ -497,8 +530,7 @@ def _box_from(spec: Mapping[str, Any], env_id: str) -> Bounds | None:
     if spec.get("suite") is None:
         return None
     suite = get_suite(spec["suite"])
-    if suite.env_id.split("-v")[0] != env_id.split("/")[-1].split("-v")[0]:
-        raise PerturbationError(f"suite {suite.id!r} is for {suite.env_id}, not {env_id}")
+    suite.check_env(env_id)
     return dict(suite.bounds)
 
 

@@ -73,6 +73,15 @@ class Suite:
         draws = rng.uniform(lows, highs, size=(int(n), self.dims))
         return [dict(zip(self.names, map(float, row))) for row in draws]
 
+    def check_env(self, env_id: str) -> None:
+        """Raise :class:`PerturbationError` unless ``env_id`` names this suite's task (any version)."""
+        def task(name: str) -> str:
+            return name.split("/")[-1].split("-v")[0]
+
+        if task(self.env_id) != task(str(env_id)):
+            raise PerturbationError(f"suite {self.id!r} is for {self.env_id}, not {env_id}; suites for "
+                                    f"{env_id}: {choices(s for s in _SUITES if task(_SUITES[s].env_id) == task(env_id)) or 'none'}")
+
     def make_env(self, **kwargs: Any) -> gym.Env:
         """The task wrapped in a :class:`ParameterPerturbation` restricted to this box."""
         from rlrobust.envs.perturbation import make_env

@@ -96,6 +96,14 @@ class TabularMDP(gym.Env):
         self.state = int(min(np.searchsorted(self._cdf[self.state, a], u, side="right"), self.n_states - 1))
         return self.state, reward, False, False, {}
 
+    def capture_state(self) -> int:
+        """The current state (:mod:`rlrobust.core.env_state`'s protocol; ``np_random`` is captured
+        generically)."""
+        return self.state
+
+    def restore_state(self, state: int) -> None:
+        self.state = int(state)
+
     def tabular_model(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """``(P, R)`` as float64 tensors on ``device``."""
         return torch.as_tensor(self.P, device=device), torch.as_tensor(self.R, device=device)

@@ -16,6 +16,7 @@ from rlrobust.core.errors import (
     NonFiniteError,
     PerturbationError,
     RlrobustError,
+    RunDirLockedError,
     SpaceError,
     UnknownAgentError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "NonFiniteError",
     "PerturbationError",
     "RlrobustError",
+    "RunDirLockedError",
     "SpaceError",
     "UnknownAgentError",
     "__version__",

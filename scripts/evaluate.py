@@ -1,8 +1,15 @@
 """Evaluate a policy on a perturbation suite (wiring only; the work is in rlrobust.evaluation).
 
-    python scripts/evaluate.py checkpoint=runs/<run>/checkpoints/latest suite=hopper-2d
+    python scripts/evaluate.py checkpoint=runs/<run> suite=hopper-2d     # the run's newest checkpoint
+    python scripts/evaluate.py checkpoint=runs/<run>/checkpoints/best suite=hopper-2d
     python scripts/evaluate.py checkpoint=model.zip suite=cartpole-2d points_per_dim=3 episodes=2
     python scripts/evaluate.py checkpoint=<ckpt> suite=hopper-2d backend=warp device=cuda   # pip install 'rlrobust[warp]'
+
+``checkpoint`` is a run dir (its newest verified checkpoint), a checkpoint folder
+(``checkpoints/step_000050000``, ``checkpoints/best``) or an SB3 ``.zip``. ``--help`` lists the
+suites. A policy that does not fit the suite's env is refused before any work; a library error
+prints one line and exits with status 1 (``HYDRA_FULL_ERROR=1`` or ``debug=true`` for the
+traceback); Ctrl-C stops the workers and exits with status 130.
 """
 
 from __future__ import annotations
@@ -16,8 +23,11 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 import rlrobust  # noqa: E402
+from rlrobust.core.cli import readable_errors, register_help_resolvers  # noqa: E402
 from rlrobust.evaluation.reports import write_reports  # noqa: E402
 from rlrobust.evaluation.suite import SuiteResult  # noqa: E402
+
+register_help_resolvers()
 
 
 def run(cfg: DictConfig) -> SuiteResult:
@@ -27,6 +37,7 @@ def run(cfg: DictConfig) -> SuiteResult:
         cfg.checkpoint, cfg.suite, episodes=int(cfg.episodes), seed=int(cfg.seed),
         points_per_dim=cfg.points_per_dim, workers=cfg.workers, samples=cfg.samples,
         cvar_alpha=float(cfg.cvar_alpha), env_kwargs=env_kwargs, device=cfg.device, backend=cfg.backend,
+        progress=bool(cfg.progress),
     )
     out_dir = cfg.out_dir or HydraConfig.get().runtime.output_dir
     paths = write_reports(result, out_dir, tensorboard=bool(cfg.tensorboard))
@@ -40,7 +51,8 @@ def main(cfg: DictConfig) -> None:
     import torch
 
     torch.set_num_threads(1)
-    run(cfg)
+    with readable_errors(cfg.get("debug", False)):
+        run(cfg)
 
 
 if __name__ == "__main__":

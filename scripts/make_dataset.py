@@ -9,6 +9,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from rlrobust.core.cli import readable_errors
 from rlrobust.core.runner import make_env_factory
 from rlrobust.data import normalized_score, record_dataset
 
@@ -16,6 +17,11 @@ from rlrobust.data import normalized_score, record_dataset
 @hydra.main(version_base="1.3", config_path="../conf", config_name="make_dataset")
 def main(cfg: DictConfig) -> None:
     torch.set_num_threads(1)
+    with readable_errors(cfg.get("debug", False)):
+        _record(cfg)
+
+
+def _record(cfg: DictConfig) -> None:
     perturbation = OmegaConf.to_container(cfg.perturbation, resolve=True)
     perturbed = perturbation.get("kind", "none") != "none"
     env = make_env_factory(cfg.env, cfg.perturbation)()

@@ -1,7 +1,9 @@
 """Train an agent from the Hydra config: ``python scripts/train.py agent=iqn env=cartpole``.
 
-Multirun: ``python scripts/train.py -m seed=0,1,2`` (``hydra/launcher=joblib_local`` or ``slurm``
-to run jobs in parallel). Wiring only: everything happens in :mod:`rlrobust.core.runner`.
+Multirun: ``python scripts/train.py -m seed=0,1,2`` (``hydra/launcher=joblib_local``,
+``submitit_local`` or ``slurm`` to run jobs in parallel). ``--help`` lists the agents, envs,
+perturbations, experiments and suites. A library error prints one line and exits with status 1
+(``HYDRA_FULL_ERROR=1`` or ``debug=true`` for the traceback). Wiring only: everything happens in :mod:`rlrobust.core.runner`.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from rlrobust.core.cli import readable_errors, register_help_resolvers
 from rlrobust.core.registry import list_agents
 from rlrobust.core.runner import run_from_config
+
+register_help_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    with readable_errors(cfg.get("debug", False)):
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> float:
     if cfg.agent.name not in list_agents():
         raise SystemExit(f"agent {cfg.agent.name!r} is not registered; registered: {list_agents()}")
     hydra_cfg = HydraConfig.get()

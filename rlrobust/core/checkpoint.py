@@ -8,7 +8,10 @@ Layout of a run directory::
 A checkpoint is written into a temporary sibling folder and renamed into place only when both
 files are complete, so a crash while writing never leaves a half checkpoint that could be taken
 for the latest one (Dopamine's sentinel idea, via an atomic ``os.replace``). The manifest records
-the format version, library and torch versions, agent name and config, and the step.
+the format version, library and torch versions, agent name and config, the step, and a SHA-256
+of every other file of the checkpoint plus one of its own content. Loading verifies them, so a
+damaged file is refused as a :class:`CheckpointError` naming it instead of being trusted;
+:func:`latest_intact_checkpoint` skips damaged checkpoints for the newest intact one.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import torch
 
 from rlrobust.core.errors import CheckpointError
 
-FORMAT_VERSION = 1
+# 2: the manifest records checksums (format 1 checkpoints still load, unverified).
+FORMAT_VERSION = 2
 STATE_FILE = "state.pt"
 MANIFEST_FILE = "manifest.json"
 _PREFIX = "step_"
@@ -45,6 +49,21 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's content without its own ``checksum`` entry (canonical JSON)."""
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def save_checkpoint(
@@ -93,8 +112,14 @@ def save_checkpoint(
         "step": int(step),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "run_config": run_config or {},
+        # What the policy fits, readable without loading state.pt (evaluation checks it).
+        "spaces": {"observation": str(agent.observation_space), "action": str(agent.action_space)},
+        "files": {STATE_FILE: file_sha256(tmp / STATE_FILE)},
     }
-    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+    # Round-trip through JSON first so the digest covers exactly what a reader will parse.
+    manifest = json.loads(json.dumps(manifest, default=str))
+    manifest["checksum"] = _manifest_digest(manifest)
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     if final.exists():  # e.g. "best" being replaced: move the old one aside first
         old = directory / f".old-{final.name}-{os.getpid()}"
         os.replace(final, old)
@@ -121,9 +146,23 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
 
 
 def latest_checkpoint(directory: str | Path) -> Path | None:
-    """The newest complete checkpoint, or None."""
+    """The newest complete checkpoint (not verified; see :func:`latest_intact_checkpoint`), or None."""
     found = list_checkpoints(directory)
     return found[-1] if found else None
+
+
+def latest_intact_checkpoint(directory: str | Path) -> tuple[Path | None, list[tuple[Path, CheckpointError]]]:
+    """The newest checkpoint whose files match their checksums, and the newer damaged ones skipped
+    on the way (newest first, each with the error naming its damaged file)."""
+    skipped: list[tuple[Path, CheckpointError]] = []
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as exc:
+            skipped.append((path, exc))
+            continue
+        return path, skipped
+    return None, skipped
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -148,9 +187,16 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     path = resolve_checkpoint(path)
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"unreadable checkpoint manifest {path / MANIFEST_FILE}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"damaged or unreadable checkpoint manifest {path / MANIFEST_FILE}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"damaged checkpoint manifest {path / MANIFEST_FILE}: not a JSON object")
     version = manifest.get("format_version")
+    # Checked before the version: a damaged version field must read as damage, not as "upgrade".
+    if "checksum" in manifest or not (isinstance(version, int) and version < 2):
+        if manifest.get("checksum") != _manifest_digest(manifest):
+            raise CheckpointError(f"damaged checkpoint manifest {path / MANIFEST_FILE}: its content does not "
+                                  "match its checksum")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format version {version!r}, this rlrobust {_library_version()} reads "
@@ -165,10 +211,31 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_payload(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(manifest, payload)`` of a checkpoint; payload holds agent and trainer state."""
+def verify_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The manifest of a checkpoint after checking every recorded file's SHA-256.
+
+    Raises:
+        CheckpointError: naming the damaged (or missing) file.
+    """
     path = resolve_checkpoint(path)
     manifest = read_manifest(path)
+    for name, expected in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"damaged checkpoint {path}: {name} is missing")
+        actual = file_sha256(file)
+        if actual != expected:
+            raise CheckpointError(
+                f"damaged checkpoint file {file}: SHA-256 {actual[:12]}... differs from the {expected[:12]}... "
+                "recorded when it was written; use an older checkpoint of the run"
+            )
+    return manifest
+
+
+def load_payload(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(manifest, payload)`` of a verified checkpoint; payload holds agent and trainer state."""
+    path = resolve_checkpoint(path)
+    manifest = verify_checkpoint(path)
     try:
         payload = torch.load(path / STATE_FILE, map_location=device, weights_only=False)
     except Exception as exc:  # torch raises many types for truncated/garbage files

@@ -4,6 +4,12 @@ The vector env runs in ``SAME_STEP`` autoreset mode, so a finished sub-env hands
 final observation in ``info["final_obs"]`` in the same step; that final observation (not the
 reset observation) becomes the stored next observation. Every env step is counted once:
 a vector step over E sub-envs advances the step counter by E.
+
+:meth:`Collector.state_dict` holds everything the next step depends on: counters, the warm-up
+RNG, pending n-step windows, the current observations and episode tallies, and each sub-env's
+full state (:mod:`rlrobust.core.env_state`) when it can be captured, so a resumed run continues
+its episodes exactly. For an env whose state cannot be captured the state says why, and
+:meth:`Collector.load_state_dict` returns False: the caller restarts the episodes.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlrobust.core.env_state import WithStateAccess
 from rlrobust.core.errors import ConfigError, NonFiniteError
 from rlrobust.core.replay import NStepAccumulator, ReplayBuffer
 from rlrobust.core.seeding import numpy_generator, numpy_state, set_numpy_state
@@ -25,13 +32,14 @@ VECTORIZATION = ("sync", "async")
 def make_vector_env(
     env_fn: Callable[[], gym.Env], num_envs: int, vectorization: str = "sync"
 ) -> gym.vector.VectorEnv:
-    """A Sync or Async vector env of ``num_envs`` copies with same-step autoreset."""
+    """A Sync or Async vector env of ``num_envs`` copies with same-step autoreset; each copy is
+    wrapped in :class:`~rlrobust.core.env_state.StateAccess` (for checkpoints)."""
     if vectorization not in VECTORIZATION:
         raise ConfigError(f"unknown vectorization {vectorization!r}; valid: {VECTORIZATION}")
     if num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
     cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
-    return cls([env_fn] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    return cls([WithStateAccess(env_fn)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 class Collector:
@@ -120,8 +128,13 @@ class Collector:
         self.obs = next_obs
         return done_episodes
 
+    def env_state_problem(self) -> str | None:
+        """Why the sub-envs' state cannot be captured, or None when it can."""
+        return next((p for p in self.envs.call("env_state_problem") if p), None)
+
     def state_dict(self) -> dict[str, Any]:
-        """Counters, RNG and pending n-step windows (the envs themselves restart on resume)."""
+        """Counters, RNG, pending n-step windows, current observations and the sub-envs' states."""
+        problem = self.env_state_problem()
         return {
             "total_steps": self.total_steps,
             "episodes": self.episodes,
@@ -129,14 +142,29 @@ class Collector:
             "accumulator": self.accumulator.state_dict(),
             "recent_returns": list(self.recent_returns),
             "recent_lengths": list(self.recent_lengths),
+            "obs": None if self.obs is None else np.array(self.obs, copy=True),
+            "episode_return": self.episode_return.copy(),
+            "episode_length": self.episode_length.copy(),
+            "env_states": list(self.envs.get_attr("env_state")) if problem is None else None,
+            "env_state_problem": problem,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> bool:
+        """Restore a :meth:`state_dict`; True when the episodes continue exactly, False when the
+        sub-envs must be reset (their state was not captured, or an older checkpoint)."""
         self.total_steps = int(state["total_steps"])
         self.episodes = int(state["episodes"])
-        set_numpy_state(self.rng, state["rng"])  # pending n-step windows are dropped by reset()
+        set_numpy_state(self.rng, state["rng"])
         self.recent_returns = deque(state["recent_returns"], maxlen=20)
         self.recent_lengths = deque(state["recent_lengths"], maxlen=20)
+        if state.get("env_states") is None:
+            return False  # pending n-step windows are dropped by the caller's reset()
+        self.envs.set_attr("env_state", list(state["env_states"]))  # one state per sub-env
+        self.accumulator.load_state_dict(state["accumulator"])
+        self.obs = np.array(state["obs"], copy=True)
+        self.episode_return[:] = state["episode_return"]
+        self.episode_length[:] = state["episode_length"]
+        return True
 
     def close(self) -> None:
         self.envs.close()

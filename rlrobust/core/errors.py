@@ -29,6 +29,10 @@ class CheckpointError(RlrobustError):
     """A checkpoint is missing, incomplete, of another agent, or of a newer format."""
 
 
+class RunDirLockedError(RlrobustError):
+    """Another live run holds the run directory's lock (one writer per run dir)."""
+
+
 class NonFiniteError(RlrobustError, FloatingPointError):
     """A loss, gradient or environment value became NaN/inf; the step was not applied."""
 

@@ -1,7 +1,9 @@
 """Run logging: TensorBoard events, a ``metrics.jsonl`` file and a progress bar.
 
 ``metrics.jsonl`` holds one JSON object per logged step. After a resume, rows past the resumed
-step are dropped first, so the file never holds a step twice.
+step are dropped first, so the file never holds a step twice; a last line torn by a kill in the
+middle of a write is dropped too (with a message). TensorBoard events past the resumed step are
+purged likewise, and those at it are kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from rlrobust.core.errors import RlrobustError
+
 
 class RunLogger:
     """Writes scalar metrics to TensorBoard and ``metrics.jsonl``; drives the progress bar."""
@@ -25,7 +29,9 @@ class RunLogger:
         self.tb_dir = self.run_dir / "tb"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         _truncate_after(self.metrics_path, start_step)
-        self.writer = SummaryWriter(str(self.tb_dir), purge_step=start_step if start_step else None)
+        # purge_step drops events at steps >= it: the resumed step's own events were logged before
+        # its checkpoint was written, so they stay.
+        self.writer = SummaryWriter(str(self.tb_dir), purge_step=start_step + 1 if start_step else None)
         self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
                         dynamic_ncols=True, mininterval=1.0)
         self._last_time = time.perf_counter()
@@ -76,18 +82,36 @@ class RunLogger:
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    """Drop rows logged after ``step`` (they belong to work lost by an interrupted run)."""
+    """Drop rows logged after ``step`` (they belong to work lost by an interrupted run), and a
+    torn last line."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in rows if json.loads(line).get("step", 0) <= step]
-    if len(kept) != len(rows):
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    rows = _parse_rows(path, lines)
+    if len(rows) < len(lines):
+        tqdm.write(f"{path}: dropped a torn last line left by an interrupted write: {lines[-1][:80]!r}")
+    kept = [line for line, row in zip(lines, rows) if row.get("step", 0) <= step]
+    if len(kept) != len(lines):
         path.write_text("".join(line + "\n" for line in kept))
 
 
+def _parse_rows(path: Path, lines: list[str]) -> list[dict[str, Any]]:
+    """Rows of ``metrics.jsonl``; an unparsable *last* line (a torn write) is left out."""
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if number == len(lines):
+                break
+            raise RlrobustError(f"{path} line {number} is not JSON ({exc}); only the last line can be torn by "
+                                "a kill, so the file was edited or damaged: fix or remove that line") from None
+    return rows
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All rows of a run's ``metrics.jsonl``."""
+    """All rows of a run's ``metrics.jsonl`` (a torn last line is left out)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse_rows(path, [line for line in path.read_text().splitlines() if line.strip()])

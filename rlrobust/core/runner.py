@@ -21,6 +21,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
 from rlrobust.core.registry import list_agents, make_agent
+from rlrobust.core.runlock import hold_run_dir
 from rlrobust.core.trainer import Trainer, TrainResult, settings_from
 
 CONFIG_MODULE = "rlrobust.conf"
@@ -154,6 +155,9 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
     """
     settings = settings_from({**OmegaConf.to_container(cfg.trainer, resolve=True),
                               "total_steps": cfg.total_steps, "seed": cfg.seed})
+    # Everything checkable without building anything is checked first (steps, intervals, suite).
+    settings.validate()
+    eval_suite = _checked_suite(cfg)
     if dataset is None and cfg.dataset.get("id"):
         from rlrobust.data import dataset_from_config
 
@@ -161,6 +165,31 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
     recovered = recovered_env(dataset) if env is None and dataset is not None and env_from_dataset else None
     if recovered is not None:
         cfg.env = OmegaConf.create(recovered)
+    if eval_suite is not None and (env is None or isinstance(env, str)):
+        eval_suite.check_env(str(env or cfg.env.id))  # before training, not after it
+    env_name = Path(str(cfg.env.id)).name if env is None or isinstance(env, str) else "custom"
+    agent_name = agent.name if agent is not None else cfg.agent.name
+    run_dir = Path(run_dir or cfg.get("run_dir") or default_run_dir(agent_name, env_name, cfg.seed))
+    with hold_run_dir(run_dir):  # one writer per run dir, before anything is written there
+        return _build_and_run(cfg, settings, run_dir, agent=agent, env=env, dataset=dataset)
+
+
+def _checked_suite(cfg: DictConfig) -> Any:
+    """The evaluation suite of a config (None without one), its id and settings checked."""
+    ev = cfg.evaluation
+    if not ev.get("suite"):
+        return None
+    from rlrobust.envs.suites import get_suite
+
+    suite = get_suite(str(ev.suite))
+    if int(ev.episodes) < 1:
+        raise ConfigError(f"evaluation.episodes must be >= 1, got {ev.episodes}")
+    if ev.get("points_per_dim") is not None and int(ev.points_per_dim) < 2:
+        raise ConfigError(f"evaluation.points_per_dim must be >= 2 (both bounds are evaluated), got {ev.points_per_dim}")
+    return suite
+
+
+def _build_and_run(cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any, env: Any, dataset: Any) -> TrainResult:
     env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     probe = env_fn() if not isinstance(env, gym.Env) else env
     obs_space, act_space = probe.observation_space, probe.action_space
@@ -173,14 +202,15 @@ def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, data
     if agent is None:  # make_agent validates the hyperparameters before building anything
         agent = make_agent(cfg.agent.name, obs_space, act_space, device=settings.device, seed=cfg.seed,
                            **agent_hyperparameters(cfg.agent))
-    env_name = Path(str(cfg.env.id)).name if env is None or isinstance(env, str) else "custom"
-    run_dir = Path(run_dir or cfg.get("run_dir") or default_run_dir(agent.name, env_name, cfg.seed))
-    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     # The suite of the run: the evaluation's, else the one the perturbation is defined on
     # (IWOCS searches it; a domain-randomized run is then evaluated on its own box).
     pert = cfg.get("perturbation") or {}
     suite = cfg.evaluation.get("suite") or (pert.get("suite") if isinstance(pert, (DictConfig, Mapping)) else None)
+    if suite:  # the policy must fit the suite's env before training starts, not after it
+        from rlrobust.evaluation.suite import check_policy_fits
+
+        check_policy_fits(agent, suite)
     trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset,
                       run_config=OmegaConf.to_container(cfg, resolve=True), suite=suite)
     result = trainer.run()

@@ -18,9 +18,14 @@ episodes; when the answer changes, every sub-env gets it through ``set_params`` 
 ``ParameterPerturbation``) and restarts its episode. An agent attribute ``replay_generation``
 empties the replay buffer when it changes (a new inner learner starts on its own data).
 
-Resume: a checkpoint holds the agent, the replay buffer, the collector's counters and RNG and
-the trainer's counters. On resume the envs restart from a reset seeded by the run seed and the
-step, and the run ends at exactly ``total_steps``.
+Resume: a checkpoint holds the agent, the replay buffer, the collector (counters, RNG, pending
+n-step windows, current observations) with every sub-env's full state (simulator, RNGs,
+time-limit counters, perturbation wrappers; :mod:`rlrobust.core.env_state`), and the trainer's
+counters and pending on-policy data. A run killed at any step and resumed from its last
+checkpoint therefore ends bit-identical (parameters and metrics) to the uninterrupted run, and
+at exactly ``total_steps``. For an env whose state cannot be captured (a user env or wrapper
+without ``capture_state``/``restore_state``) the episodes restart on resume from a reset seeded
+by the run seed and the step, and the log says so once.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,12 +43,19 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrobust.core.checkpoint import config_to_dict, latest_checkpoint, load_payload, save_checkpoint
-from rlrobust.core.collector import Collector, make_vector_env
+from rlrobust.core.checkpoint import (
+    config_to_dict,
+    latest_checkpoint,
+    latest_intact_checkpoint,
+    load_payload,
+    save_checkpoint,
+)
+from rlrobust.core.collector import VECTORIZATION, Collector, make_vector_env
 from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
 from rlrobust.core.logging import RunLogger
 from rlrobust.core.replay import ReplayBuffer
+from rlrobust.core.runlock import hold_run_dir
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.core.types import TrainingServices, TransitionBatch
 
@@ -87,10 +100,22 @@ class TrainerSettings:
     device: str = "cpu"
 
     def validate(self) -> None:
+        """Refuse invalid values before anything is built (each message names the valid range)."""
         if self.resume not in RESUME_MODES:
             raise ConfigError(f"unknown resume mode {self.resume!r}; valid: {RESUME_MODES}")
+        if self.vectorization not in VECTORIZATION:
+            raise ConfigError(f"unknown vectorization {self.vectorization!r}; valid: {VECTORIZATION}")
         if self.total_steps <= 0:
             raise ConfigError(f"total_steps must be positive, got {self.total_steps}")
+        if self.num_envs < 1:
+            raise ConfigError(f"num_envs must be >= 1, got {self.num_envs}")
+        for name in ("eval_interval", "checkpoint_interval", "log_interval", "final_eval_episodes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
+        if self.eval_interval and self.eval_episodes < 1:
+            raise ConfigError(f"eval_episodes must be >= 1 when eval_interval > 0, got {self.eval_episodes}")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints must be >= 1 (resume needs the newest), got {self.keep_checkpoints}")
         if self.total_steps % self.num_envs:
             raise ConfigError(
                 f"total_steps={self.total_steps} is not a multiple of num_envs={self.num_envs}; "
@@ -153,6 +178,8 @@ class Trainer:
         self._fresh: list[dict[str, np.ndarray]] = []
         self._replay_generation: Any = None  # training-env hooks: last seen / applied values
         self._training_params: dict[str, float] | None = None
+        self._last_update: dict[str, float] = {}  # the latest update's metrics (logged at the next row)
+        self._episodes_continue = False  # set by a resume that restored the sub-envs' states
 
     # ------------------------------------------------------------------ services
     def services(self) -> TrainingServices:
@@ -221,7 +248,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _trainer_state(self, buffer: ReplayBuffer | None, collector: Collector | None) -> dict[str, Any]:
-        state: dict[str, Any] = {"step": self.step, "best_eval": self.best_eval}
+        state: dict[str, Any] = {
+            "step": self.step, "best_eval": self.best_eval, "last_update": dict(self._last_update),
+            "fresh": list(self._fresh), "training_params": self._training_params,
+            "replay_generation": self._replay_generation,
+        }
         if buffer is not None:
             # Offline data is reloaded from the dataset; only the sampler state is needed.
             state["replay"] = {"rng": buffer.generator.get_state()} if self.offline else buffer.state_dict()
@@ -237,16 +268,26 @@ class Trainer:
 
     def _maybe_resume(self, buffer: ReplayBuffer | None, collector: Collector | None) -> str:
         mode = self.settings.resume
-        latest = latest_checkpoint(self.checkpoint_dir)
-        if mode == "must" and latest is None:
-            raise CheckpointError(f"resume='must' but {self.checkpoint_dir} holds no complete checkpoint")
-        if latest is None:
-            return "fresh start"
         if mode == "never":
+            if latest_checkpoint(self.checkpoint_dir) is None:
+                return "fresh start"
             # Keep the old run's checkpoints out of this run's rotation and of any later resume.
             aside = self.checkpoint_dir.with_name(f"checkpoints.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
             self.checkpoint_dir.rename(aside)
             return f"fresh start (resume=never; earlier checkpoints moved to {aside})"
+        latest, damaged = latest_intact_checkpoint(self.checkpoint_dir)
+        for path, error in damaged:
+            # Out of the rotation and of later resumes, but kept for inspection.
+            aside = path.with_name(f"damaged-{path.name}")
+            path.rename(aside)
+            warnings.warn(f"{error}; resuming from {latest if latest else 'scratch'} instead "
+                          f"(the damaged checkpoint was moved to {aside})", stacklevel=2)
+        if latest is None and (mode == "must" or damaged):
+            why = "holds no complete checkpoint" if not damaged else "holds only damaged checkpoints"
+            raise CheckpointError(f"resume={mode!r} but {self.checkpoint_dir} {why}"
+                                  + ("" if mode == "must" else "; delete them or use resume=never to start fresh"))
+        if latest is None:
+            return "fresh start"
         # Loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
         manifest, payload = load_payload(latest, "cpu")
         if manifest["agent"] != self.agent.name:
@@ -263,25 +304,41 @@ class Trainer:
                 + ", ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differing)
                 + "); resume with the same config, or use another run_dir or resume=never"
             )
-        self.agent.load_state_dict(payload["agent_state"])
         state = payload["trainer_state"]
+        if int(state["step"]) > self.settings.total_steps:
+            raise ConfigError(
+                f"total_steps={self.settings.total_steps} is below step {int(state['step'])} of the checkpoint "
+                f"{latest} this run would resume from; set total_steps >= {int(state['step'])}, or use another "
+                "run_dir or resume=never"
+            )
+        self.agent.load_state_dict(payload["agent_state"])
         self.step, self.best_eval = int(state["step"]), float(state["best_eval"])
+        self._last_update = dict(state.get("last_update", {}))
+        self._fresh = list(state.get("fresh", []))
+        self._training_params = state.get("training_params")
+        self._replay_generation = state.get("replay_generation")
         if buffer is not None:
             if self.offline:
                 buffer.generator.set_state(state["replay"]["rng"])
             else:
                 buffer.load_state_dict(state["replay"])
         if collector is not None:
-            collector.load_state_dict(state["collector"])
+            self._episodes_continue = collector.load_state_dict(state["collector"])
+            if not self._episodes_continue:
+                problem = state["collector"].get("env_state_problem") or "the checkpoint predates env-state capture"
+                return (f"resumed from {latest} at step {self.step}; the env's state could not be captured "
+                        f"({problem}), so its episodes restart from a reset and the run is not bit-identical "
+                        "to an uninterrupted one")
+            return f"resumed from {latest} at step {self.step}; episodes continue where they were"
         return f"resumed from {latest} at step {self.step}"
 
     # ------------------------------------------------------------------ the loops
     def run(self) -> TrainResult:
         if self.settings.torch_threads:
             torch.set_num_threads(int(self.settings.torch_threads))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._attach_services()
-        return self._run_offline() if self.offline else self._run_online()
+        with hold_run_dir(self.run_dir):  # one writer per run dir (re-entrant for run_from_config)
+            self._attach_services()
+            return self._run_offline() if self.offline else self._run_online()
 
     def _update(self, batch: TransitionBatch, logger: RunLogger) -> dict[str, float]:
         try:
@@ -322,12 +379,13 @@ class Trainer:
         status = self._maybe_resume(buffer, collector)
         logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress)
         logger.write(f"{self.agent.name}: {status}; run dir {self.run_dir}")
-        # After a resume the envs restart from a reset seeded by (seed, step): reproducible.
-        collector.reset(reset_seed=self.collector_seed + self.step)
+        if not self._episodes_continue:
+            # A fresh start, or a resume whose envs could not be captured: a reset seeded by
+            # (seed, step), so even that is reproducible.
+            collector.reset(reset_seed=self.collector_seed + self.step)
         self._sync_training_env(collector, buffer)
         set_progress = getattr(self.agent, "set_progress", None)
         updates_per_train = self.gradient_steps if self.gradient_steps > 0 else self.train_freq * s.num_envs
-        last: dict[str, float] = {}
         try:
             while self.step < s.total_steps:
                 if set_progress is not None:
@@ -340,17 +398,17 @@ class Trainer:
                 vector_steps = self.step // s.num_envs
                 if self.step >= self.learning_starts and vector_steps % self.train_freq == 0:
                     if self.fresh:
-                        last = self._update(_stack_fresh(self._fresh, self.agent.device), logger)
+                        self._last_update = self._update(_stack_fresh(self._fresh, self.agent.device), logger)
                         self._fresh = []
                     elif len(buffer) > 0:
                         for _ in range(updates_per_train):
-                            last = self._update(buffer.sample(self.batch_size), logger)
+                            self._last_update = self._update(buffer.sample(self.batch_size), logger)
                 self._sync_training_env(collector, buffer)
                 metrics: dict[str, float] = {}
                 for ep in episodes:
                     logger.writer.add_scalar("train/episode_return", ep["return"], self.step)
                 if self._crossed(s.log_interval) or self.step == s.total_steps:
-                    metrics.update({f"train/{k}": v for k, v in last.items()})
+                    metrics.update({f"train/{k}": v for k, v in self._last_update.items()})
                     if collector.recent_returns:
                         metrics["train/return_recent"] = float(np.mean(collector.recent_returns))
                     metrics["train/episodes"] = collector.episodes

@@ -146,7 +146,7 @@ def validate(dataset: Dataset, *, source: str = "dataset", allow_nonfinite: bool
             if count:
                 raise DatasetError(
                     f"{source}: {count} non-finite values (NaN/inf) in {key}, first at row {row}; "
-                    "clean the data or pass allow_nonfinite=True"
+                    "clean the data or pass allow_nonfinite=True (dataset.allow_nonfinite=true on the command line)"
                 )
     for key, value in dataset.extras.items():
         if np.asarray(value).shape[:1] != (n,):

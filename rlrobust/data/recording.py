@@ -150,7 +150,7 @@ def record_dataset(
         if not overwrite:
             raise DatasetError(
                 f"Minari dataset {dataset_id!r} already exists in {minari_root()}; choose another id or "
-                "pass overwrite=True"
+                "pass overwrite=True (overwrite=true on the command line)"
             )
         minari.delete_dataset(dataset_id)
     if isinstance(env, str):

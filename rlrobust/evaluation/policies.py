@@ -74,6 +74,30 @@ def as_batched_policy(policy: Policy) -> Policy:
     return policy
 
 
+def policy_spaces(policy: Any) -> tuple[Any, Any] | None:
+    """``(observation_space, action_space)`` the policy was built for, when it records them (an
+    rlrobust agent or checkpoint, an SB3 model), else None (a plain callable)."""
+    for holder in (getattr(policy, "agent", None), getattr(policy, "policy", None), policy):
+        obs, act = getattr(holder, "observation_space", None), getattr(holder, "action_space", None)
+        if obs is not None and act is not None:
+            return obs, act
+    return None
+
+
+def spaces_fit(policy_space: Any, env_space: Any) -> bool:
+    """Whether a policy built for ``policy_space`` can act in ``env_space``: the same kind of space
+    and the same shape (``n`` for Discrete). Bounds and dtypes may differ (wrappers rescale them)."""
+    import gymnasium as gym
+
+    if type(policy_space) is not type(env_space):
+        return False
+    if isinstance(env_space, gym.spaces.Discrete):
+        return int(policy_space.n) == int(env_space.n)
+    if isinstance(env_space, gym.spaces.Box):
+        return tuple(policy_space.shape) == tuple(env_space.shape)
+    return policy_space == env_space
+
+
 def as_policy(policy: Any, device: str = "cpu") -> Policy:
     """Turn an agent, checkpoint path, SB3 model or ``.zip``, or callable into ``obs -> action``.
 

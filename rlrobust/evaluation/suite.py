@@ -17,6 +17,12 @@ different initial states, and results do not depend on the number of workers.
 Work is spread over ``workers`` processes (``spawn`` start method, safe with torch). Each worker
 builds **one** env and re-parameterizes it per point (``set_params`` restores the nominal model
 first); ``workers=1`` runs in this process.
+
+Before any worker starts, the policy's observation and action spaces (recorded by agents,
+checkpoints and SB3 models) are compared with the suite env's, and a mismatch is refused with
+both shown (:func:`check_policy_fits`). Episodes are capped at the env's time limit (see
+:mod:`rlrobust.core.episodes`). A progress bar shows points done, episodes/s and the ETA;
+Ctrl-C stops the workers and raises ``KeyboardInterrupt`` after one line saying how far it got.
 """
 
 from __future__ import annotations
@@ -32,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from rlrobust.core.episodes import run_episodes
-from rlrobust.core.errors import ConfigError
+from rlrobust.core.episodes import episode_step_cap, run_episodes
+from rlrobust.core.errors import ConfigError, SpaceError
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.envs.suites import Suite, get_suite
 from rlrobust.evaluation.batched import check_backend, evaluate_batched
@@ -158,8 +164,12 @@ class SuiteResult:
 _WORKER: dict[str, Any] = {}  # per-process: the env and policy built once by _init_worker
 
 
-def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], seeds: list[int]) -> None:
+def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], seeds: list[int],
+                 max_steps: int | None) -> None:
     """Build this process's one env and its policy."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     policy = pickle.loads(policy_bytes)
     try:
@@ -169,15 +179,46 @@ def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], 
             sys.modules["torch"].set_num_threads(1)
     except Exception:  # pragma: no cover
         pass
-    _WORKER.update(env=suite.make_env(**env_kwargs), policy=policy, seeds=seeds)
+    _WORKER.update(env=suite.make_env(**env_kwargs), policy=policy, seeds=seeds, max_steps=max_steps)
 
 
 def _run_point(task: tuple[int, dict[str, float]]) -> tuple[int, list[float], list[int]]:
     index, point = task
     env, policy, seeds = _WORKER["env"], _WORKER["policy"], _WORKER["seeds"]
     env.set_params(**point)  # restores the nominal model, then applies this point
-    returns, lengths = run_episodes(env, policy, seeds)
+    returns, lengths = run_episodes(env, policy, seeds, _WORKER["max_steps"])
     return index, returns, lengths
+
+
+def check_policy_fits(policy: Any, suite: str | Suite, env_kwargs: dict[str, Any] | None = None) -> int | None:
+    """Refuse a policy whose spaces do not fit the suite's env, before any work starts.
+
+    Builds one env of the suite, compares its spaces with those the policy records
+    (:func:`~rlrobust.evaluation.policies.policy_spaces`; a plain callable is not checked), and
+    returns the episode step cap for that env (:func:`~rlrobust.core.episodes.episode_step_cap`).
+
+    Raises:
+        SpaceError: showing the policy's and the env's spaces.
+    """
+    from rlrobust.evaluation.policies import policy_spaces, spaces_fit
+
+    suite = get_suite(suite)
+    env = suite.make_env(**dict(env_kwargs or {}))
+    try:
+        recorded = policy_spaces(policy)
+        if recorded is not None:
+            problems = [
+                f"{what} space: policy {mine} vs env {theirs}"
+                for what, mine, theirs in (("observation", recorded[0], env.observation_space),
+                                           ("action", recorded[1], env.action_space))
+                if not spaces_fit(mine, theirs)
+            ]
+            if problems:
+                raise SpaceError(f"the policy does not fit suite {suite.id!r} ({suite.env_id}): "
+                                 + "; ".join(problems) + f". Evaluate it on a suite of its own task")
+        return episode_step_cap(env)
+    finally:
+        env.close()
 
 
 def _picklable(policy: Any) -> bytes | None:
@@ -185,6 +226,56 @@ def _picklable(policy: Any) -> bytes | None:
         return pickle.dumps(policy)
     except Exception:
         return None
+
+
+def _progress_bar(points: int, suite_id: str, *, enabled: bool) -> Any:
+    """A bar over points: tqdm shows points done and the ETA; :func:`_advance` adds episodes/s."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=points, unit="point", desc=f"evaluate {suite_id}", disable=not enabled, mininterval=1.0,
+                dynamic_ncols=True)
+
+
+def _advance(bar: Any, episodes: int) -> None:
+    """One more point done (``episodes`` episodes)."""
+    bar.update()
+    elapsed = bar.format_dict.get("elapsed", 0)
+    if elapsed > 0:
+        bar.set_postfix_str(f"{bar.n * episodes / elapsed:.1f} episodes/s", refresh=False)
+
+
+def _run_points(tasks: list[tuple[int, dict[str, float]]], suite: Suite, fn: Any, payload: bytes | None,
+                env_kwargs: dict[str, Any], seeds: list[int], max_steps: int | None, *, workers: int,
+                progress: bool) -> list[tuple[int, list[float], list[int]]]:
+    """Every point's episodes, in this process or in ``workers`` spawned ones, with the bar."""
+    results: list[tuple[int, list[float], list[int]]] = []
+    episodes = len(seeds)
+    bar = _progress_bar(len(tasks), suite.id, enabled=progress)
+    try:
+        if workers == 1:
+            _WORKER.update(env=suite.make_env(**env_kwargs), policy=fn, seeds=seeds, max_steps=max_steps)
+            try:
+                for task in tasks:
+                    results.append(_run_point(task))
+                    _advance(bar, episodes)
+            finally:
+                _WORKER.pop("env").close()
+                _WORKER.clear()
+        else:
+            ctx = mp.get_context("spawn")
+            chunksize = max(1, len(tasks) // (workers * 4))
+            with ctx.Pool(workers, initializer=_init_worker,
+                          initargs=(payload, suite, env_kwargs, seeds, max_steps)) as pool:
+                for result in pool.imap_unordered(_run_point, tasks, chunksize=chunksize):
+                    results.append(result)
+                    _advance(bar, episodes)
+    except KeyboardInterrupt:  # leaving the pool's with-block has terminated the workers
+        bar.write(f"evaluation on {suite.id} interrupted after {len(results)}/{len(tasks)} points; "
+                  "nothing was written")
+        raise
+    finally:
+        bar.close()
+    return results
 
 
 def evaluate(
@@ -200,6 +291,7 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
     backend: str = "cpu",
+    progress: bool = True,
 ) -> SuiteResult:
     """Evaluate ``policy`` over the points of ``suite``.
 
@@ -218,9 +310,14 @@ def evaluate(
         backend: ``"cpu"`` (MuJoCo in worker processes) or ``"warp"``: every point x episode as
             one world of one MuJoCo Warp simulation (:mod:`rlrobust.evaluation.batched`; needs
             the ``warp`` extra; ``workers`` is ignored).
+        progress: show a progress bar (points done, episodes/s, ETA) on stderr.
 
     Returns:
         A :class:`SuiteResult`.
+
+    Raises:
+        SpaceError: the policy's spaces do not fit the suite's env (checked before any work).
+        KeyboardInterrupt: on Ctrl-C, after stopping the workers.
     """
     from rlrobust.evaluation.policies import as_policy
 
@@ -237,8 +334,9 @@ def evaluate(
         n = suite.points_per_dim if points_per_dim is None else int(points_per_dim)
         grid_shape = (n,) * suite.dims
     fn = as_policy(policy, device)
-    seeds = spawn_seeds(seed, episodes)  # common random numbers across points
     env_kwargs = dict(env_kwargs or {})
+    max_steps = check_policy_fits(fn, suite, env_kwargs)
+    seeds = spawn_seeds(seed, episodes)  # common random numbers across points
     workers = min(os.cpu_count() or 1, len(points)) if workers is None else max(1, min(int(workers), len(points)))
     if backend == "warp":
         workers = 1  # one batched simulation in this process
@@ -254,24 +352,13 @@ def evaluate(
 
     returns = np.zeros((len(points), episodes))
     lengths = np.zeros((len(points), episodes), dtype=np.int64)
-    tasks = list(enumerate(points))
-    if backend == "warp":
+    if backend == "warp":  # one batched simulation in this process
         returns, lengths = evaluate_batched(fn, suite, points, seeds, env_kwargs=env_kwargs, device=device)
-        results = []
-    elif workers == 1:
-        _WORKER.update(env=suite.make_env(**env_kwargs), policy=fn, seeds=seeds)
-        try:
-            results = [_run_point(task) for task in tasks]
-        finally:
-            _WORKER.pop("env").close()
-            _WORKER.clear()
     else:
-        ctx = mp.get_context("spawn")
-        chunksize = max(1, len(tasks) // (workers * 4))
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(payload, suite, env_kwargs, seeds)) as pool:
-            results = list(pool.imap_unordered(_run_point, tasks, chunksize=chunksize))
-    for index, rets, lens in results:
-        returns[index], lengths[index] = rets, lens
+        results = _run_points(list(enumerate(points)), suite, fn, payload, env_kwargs, seeds, max_steps,
+                              workers=workers, progress=progress)
+        for index, rets, lens in results:
+            returns[index], lengths[index] = rets, lens
 
     return SuiteResult(
         suite=suite.id, env_id=suite.env_id, names=suite.names, points=points, returns=returns, lengths=lengths,
