@@ -215,7 +215,7 @@ def check_policy_fits(policy: Any, suite: str | Suite, env_kwargs: dict[str, Any
             ]
             if problems:
                 raise SpaceError(f"the policy does not fit suite {suite.id!r} ({suite.env_id}): "
-                                 + "; ".join(problems) + f". Evaluate it on a suite of its own task")
+                                 + "; ".join(problems) + ". Evaluate it on a suite of its own task")
         return episode_step_cap(env)
     finally:
         env.close()

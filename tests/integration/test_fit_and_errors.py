@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 import rlrobust
-from rlrobust.core import checkpoint as ckpt
 from rlrobust.core.errors import ConfigError, PerturbationError, SpaceError
 from rlrobust.core.logging import read_metrics
 from rlrobust.envs.tabular import TabularMDP, garnet
