@@ -34,16 +34,16 @@ def test_a_garnet_checkpoint_on_a_cartpole_suite_is_refused_showing_both_spaces(
         rlrobust.evaluate(str(tmp_path / "g"), "cartpole-2d", episodes=1, points_per_dim=2, workers=2)
 
 
-def test_a_pendulum_agent_and_an_sb3_pendulum_model_on_a_cartpole_suite_are_refused():
+def test_a_pendulum_agent_and_an_sb3_pendulum_zip_on_a_cartpole_suite_are_refused(tmp_path):
     env = gym.make("Pendulum-v1")
     agent = rlrobust.make_agent("dsac", env.observation_space, env.action_space, net_arch=[8])
     with pytest.raises(SpaceError, match=r"\(3,\).*vs env.*\(4,\).*action space: policy Box"):
         rlrobust.evaluate(agent, "cartpole-2d", episodes=1, points_per_dim=2, workers=2)
     from stable_baselines3 import SAC
 
-    model = SAC("MlpPolicy", env, policy_kwargs={"net_arch": [8]}, buffer_size=10)
-    with pytest.raises(SpaceError, match="suite 'cartpole-2d'"):
-        rlrobust.evaluate(model, "cartpole-2d", episodes=1, points_per_dim=2, workers=2)
+    SAC("MlpPolicy", env, policy_kwargs={"net_arch": [8]}, buffer_size=10).save(tmp_path / "sac.zip")
+    with pytest.raises(SpaceError, match=r"suite 'cartpole-2d'.*policy Box\(.*\(3,\)"):
+        rlrobust.evaluate(str(tmp_path / "sac.zip"), "cartpole-2d", episodes=1, points_per_dim=2, workers=2)
 
 
 def test_a_suite_of_another_task_is_refused_before_anything_is_built(tmp_path):
@@ -52,6 +52,21 @@ def test_a_suite_of_another_task_is_refused_before_anything_is_built(tmp_path):
     assert not (tmp_path / "r").exists()
     with pytest.raises(PerturbationError, match="unknown suite 'hoper-2d'"):
         rlrobust.train("iqn", "CartPole-v1", total_steps=100, suite="hoper-2d", run_dir=tmp_path / "r", **FAST)
+
+
+def test_a_training_run_whose_agent_does_not_fit_its_suite_is_refused_before_training(tmp_path):
+    with pytest.raises(SpaceError, match=r"suite 'pendulum-1d'.*action space: policy Discrete\(2\)"):
+        rlrobust.train("iqn", lambda: gym.make("CartPole-v1"), total_steps=100, suite="pendulum-1d",
+                       run_dir=tmp_path / "r", **FAST)
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_suite_evaluation_shows_points_done_episodes_per_second_and_eta(capsys):
+    from rlrobust.evaluation.policies import ConstantPolicy
+
+    rlrobust.evaluate(ConstantPolicy(0), "cartpole-2d", episodes=2, points_per_dim=2, workers=1, progress=True)
+    bar = capsys.readouterr().err
+    assert "evaluate cartpole-2d" in bar and "4/4" in bar and "episodes/s" in bar and "<00:00" in bar
 
 
 @pytest.mark.parametrize("options, message", [
@@ -121,6 +136,31 @@ def test_evaluate_and_make_dataset_errors_are_one_message_too(tmp_path):
     assert out.returncode == 1 and "Traceback" in out.stderr
     full = run_script("scripts/train.py", "total_steps=-5", f"run_dir={tmp_path / 'r'}", "debug=true")
     assert full.returncode == 1 and "Traceback" in full.stderr and "total_steps must be positive" in full.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_suite_evaluation_cleanly(tmp_path):
+    import re
+    import signal
+    import time
+
+    rlrobust.train("iqn", "CartPole-v1", total_steps=50, run_dir=tmp_path / "c", agent_kwargs={"net_arch": [8]},
+                   **FAST)
+    proc = subprocess.Popen([sys.executable, "scripts/evaluate.py", f"checkpoint={tmp_path / 'c'}",
+                             "suite=cartpole-2d", "points_per_dim=20", "episodes=20", "workers=2",
+                             f"out_dir={tmp_path / 'out'}"], cwd=REPO, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    stderr = ""
+    while time.time() < deadline and not re.search(r"\| *[1-9]\d*/400", stderr):  # points are being done
+        time.sleep(0.5)
+        stderr += os.read(proc.stderr.fileno(), 65536).decode() if proc.poll() is None else ""
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group, workers included
+    _, rest = proc.communicate(timeout=120)
+    stderr += rest
+    assert proc.returncode == 130
+    assert "interrupted after" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "out" / "result.csv").exists()
 
 
 @pytest.mark.slow
