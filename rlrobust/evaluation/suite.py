@@ -31,6 +31,7 @@ import math
 import multiprocessing as mp
 import os
 import pickle
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +174,6 @@ def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     policy = pickle.loads(policy_bytes)
     try:
-        import sys
-
         if "torch" in sys.modules:  # one thread per worker: workers are the parallelism
             sys.modules["torch"].set_num_threads(1)
     except Exception:  # pragma: no cover
@@ -271,7 +270,7 @@ def _run_points(tasks: list[tuple[int, dict[str, float]]], suite: Suite, fn: Any
                     _advance(bar, episodes)
     except KeyboardInterrupt:  # leaving the pool's with-block has terminated the workers
         bar.write(f"evaluation on {suite.id} interrupted after {len(results)}/{len(tasks)} points; "
-                  "nothing was written")
+                  "nothing was written", file=sys.stderr)
         raise
     finally:
         bar.close()
