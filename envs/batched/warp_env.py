@@ -110,13 +110,15 @@ class WarpVectorEnv(gym.vector.VectorEnv):
             raise ConfigError(f"params has {len(fixed)} settings for {num_envs} worlds; give one per world or one mapping")
         if bounds is None and sampler is not None:
             bounds = getattr(sampler, "bounds", None)
-            if bounds is None:  # the box names the parameters whose model fields get per-world rows
-                raise ConfigError("a sampler without a `bounds` attribute needs `bounds`, the box it draws from")
+        # The parameters that may vary between worlds: their model fields get one row per world.
+        names = [*(n for values in fixed for n in values), *(bounds or {}),
+                 *(n for point in getattr(sampler, "points", []) for n in point)]
+        if sampler is not None and bounds is None and not hasattr(sampler, "points"):
+            raise ConfigError("a sampler without `bounds` or `points` attributes needs `bounds`, the box it draws from")
 
         silence_mujoco_warnings()
         self._template = gym.make(env_id, **env_kwargs)  # the task's constants and nominal host model
         try:
-            names = [*(n for values in fixed for n in values), *(bounds or {})]
             self.worlds = WorldParameters(self._template, names, bounds)
             self._fixed = [self.worlds.validate(values) for values in fixed]
             wp, mjw = import_warp()
@@ -137,7 +139,7 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
 
         self.device = wp.get_device(device)
-        self.torch_device = wp.device_to_torch(self.device)
+        self.torch_device = torch.device(wp.device_to_torch(self.device))
         # On a GPU, Warp launches on torch's current stream, so torch's reads of the zero-copy
         # views are ordered after the kernels that wrote them (and Warp's after torch's writes).
         self._stream = wp.stream_from_torch(self.torch_device) if self.device.is_cuda else None
@@ -303,3 +305,61 @@ class WarpVectorEnv(gym.vector.VectorEnv):
                 f"(minutes on a CPU) into {self._wp.config.kernel_cache_dir}, later runs load them in seconds",
                 file=sys.stderr,
             )
+
+
+class HostArrays(gym.vector.VectorWrapper):
+    """A batched env's outputs as host NumPy arrays (what :class:`rlrobust.core.collector.Collector`
+    and other NumPy consumers expect); actions may be NumPy or torch. One device-to-host copy per
+    step; consumers that stay on the device should use the torch env directly."""
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        return obs.cpu().numpy(), info
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        info = {k: v.cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in info.items()}
+        return (obs.cpu().numpy(), reward.cpu().numpy().astype(np.float64), terminated.cpu().numpy(),
+                truncated.cpu().numpy(), info)
+
+
+_KINDS = ("none", "static", "random")  # perturbations that are per-episode parameters
+
+
+def from_perturbation(
+    env_id: str, num_envs: int, perturbation: Any = None, *, device: str = "cpu", **env_kwargs: Any
+) -> WarpVectorEnv:
+    """The batched twin of ``rlrobust.envs.make_env(env_id, perturbation)``: ``num_envs`` worlds
+    with the perturbation's fixed values, box and sampler (``random`` redraws each world's
+    parameters at each of its resets, from that world's own stream).
+
+    The CPU wrapper is built first, so the perturbation is validated exactly as on the CPU path.
+
+    Raises:
+        PerturbationError: a perturbation other than none/static/random (adversaries that act at
+            every step have no batched form yet), or anything the CPU wrapper refuses.
+    """
+    from rlrobust.envs.perturbation import ParameterPerturbation, make_env
+
+    check_task(env_id)
+    cpu = make_env(env_id, perturbation, **env_kwargs)
+    try:
+        wrappers = []
+        inner = cpu
+        while isinstance(inner, gym.Wrapper):
+            wrappers.append(inner)
+            inner = inner.env
+        params = [w for w in wrappers if isinstance(w, ParameterPerturbation)]
+        others = [type(w).__name__ for w in wrappers if type(w).__module__ == ParameterPerturbation.__module__
+                  and not isinstance(w, ParameterPerturbation)]
+        if others:
+            raise PerturbationError(f"the batched backend supports perturbation kinds {_KINDS}; got {others}")
+        if not params:
+            return WarpVectorEnv(env_id, num_envs, device=device, **env_kwargs)
+        wrapper = params[0]
+        nominal = wrapper.nominal_params()
+        fixed = {k: v for k, v in wrapper.get_params().items() if v != nominal[k]}
+    finally:
+        cpu.close()
+    return WarpVectorEnv(env_id, num_envs, params=fixed, sampler=wrapper.sampler, bounds=wrapper.bounds,
+                         device=device, **env_kwargs)

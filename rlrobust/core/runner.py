@@ -129,6 +129,25 @@ def make_env_factory(env: Any, perturbation: Any = None) -> Callable[[], gym.Env
     return factory
 
 
+def batched_env_factory(env: Any, perturbation: Any, device: str) -> Callable[[int], gym.vector.VectorEnv] | None:
+    """``num_envs -> VectorEnv`` of batched worlds when the env config says ``backend: warp``
+    (MuJoCo Warp on ``device``, the agent's; the perturbation's parameters per world), else None."""
+    spec = OmegaConf.to_container(env, resolve=True) if isinstance(env, DictConfig) else env
+    backend = spec.get("backend", "cpu") if isinstance(spec, Mapping) else "cpu"
+    if backend == "cpu":
+        return None
+    if backend != "warp":
+        raise ConfigError(f"unknown env backend {backend!r}; valid: 'cpu', 'warp'")
+    from rlrobust.envs.batched.warp_env import HostArrays, from_perturbation, import_warp
+
+    import_warp()  # fail now, naming the extra, rather than after the agent is built
+    pert = OmegaConf.to_container(perturbation, resolve=True) if isinstance(perturbation, DictConfig) else perturbation
+    kwargs = dict(spec.get("kwargs") or {})
+    if spec.get("max_episode_steps"):
+        kwargs["max_episode_steps"] = int(spec["max_episode_steps"])
+    return lambda num_envs: HostArrays(from_perturbation(spec["id"], num_envs, pert, device=device, **kwargs))
+
+
 def default_run_dir(agent: str, env_name: str, seed: int) -> Path:
     """``runs/<agent>-<env>-seed<seed>-<time with microseconds>-<pid>``: never collides."""
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"{time.time() % 1:.6f}"[1:].replace(".", "-")
@@ -212,7 +231,9 @@ def _build_and_run(cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any,
 
         check_policy_fits(agent, suite)
     trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset,
-                      run_config=OmegaConf.to_container(cfg, resolve=True), suite=suite)
+                      run_config=OmegaConf.to_container(cfg, resolve=True), suite=suite,
+                      vector_env_fn=batched_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"),
+                                                        settings.device))
     result = trainer.run()
     if suite:
         result.metrics.update(evaluate_on_suite(result.agent, cfg, run_dir, suite))

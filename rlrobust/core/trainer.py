@@ -143,6 +143,9 @@ class Trainer:
         dataset: an offline dataset (:mod:`rlrobust.data`); switches to the offline loop.
         run_config: the resolved configuration, stored in checkpoints.
         suite: a perturbation suite id for services that need one (IWOCS).
+        vector_env_fn: ``num_envs -> VectorEnv`` for the training envs (same-step autoreset,
+            NumPy outputs), e.g. batched MuJoCo Warp worlds; default: ``num_envs`` copies of
+            ``env_fn`` (:func:`~rlrobust.core.collector.make_vector_env`).
     """
 
     def __init__(
@@ -155,9 +158,11 @@ class Trainer:
         dataset: Any = None,
         run_config: dict[str, Any] | None = None,
         suite: Any = None,
+        vector_env_fn: Callable[[int], gym.vector.VectorEnv] | None = None,
     ) -> None:
         settings.validate()
         self.agent, self.env_fn, self.settings = agent, env_fn, settings
+        self.vector_env_fn = vector_env_fn
         self.run_dir = Path(run_dir)
         self.dataset, self.run_config, self.suite = dataset, run_config or {}, suite
         self.checkpoint_dir = self.run_dir / "checkpoints"
@@ -374,8 +379,9 @@ class Trainer:
         s = self.settings
         buffer = ReplayBuffer(int(getattr(self.agent.config, "buffer_size", 1_000_000)),
                               device=self.agent.device, seed=self.buffer_seed)
-        collector = Collector(make_vector_env(self.env_fn, s.num_envs, s.vectorization),
-                              n_step=self.n_step, gamma=self.gamma, seed=self.collector_seed)
+        envs = (make_vector_env(self.env_fn, s.num_envs, s.vectorization) if self.vector_env_fn is None
+                else self.vector_env_fn(s.num_envs))
+        collector = Collector(envs, n_step=self.n_step, gamma=self.gamma, seed=self.collector_seed)
         status = self._maybe_resume(buffer, collector)
         logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress)
         logger.write(f"{self.agent.name}: {status}; run dir {self.run_dir}")

@@ -68,7 +68,7 @@ def as_batched_policy(policy: Policy) -> Policy:
     if isinstance(policy, AgentPolicy):
         return functools.partial(policy.agent.act, deterministic=True)
     if isinstance(policy, ConstantPolicy):
-        return lambda obs: np.broadcast_to(policy.action, (len(obs), *policy.action.shape))
+        return lambda obs: np.repeat(policy.action[None], len(obs), axis=0)
     if isinstance(policy, LinearPolicy | SB3Policy):
         return lambda obs: policy(obs.cpu().numpy() if hasattr(obs, "cpu") else obs)
     return policy

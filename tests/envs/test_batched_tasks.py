@@ -124,3 +124,17 @@ def test_batched_policies_act_row_by_row():
     batch = as_batched_policy(linear)(torch.as_tensor(obs))
     np.testing.assert_array_equal(batch, np.stack([linear(o) for o in obs]))
     assert as_batched_policy(ConstantPolicy([0.5, 0.0]))(obs).shape == (4, 2)
+
+
+def test_training_backend_and_perturbation_are_checked_before_building_anything(monkeypatch):
+    from rlrobust.core.runner import batched_env_factory
+    from rlrobust.envs.batched.warp_env import from_perturbation
+
+    assert batched_env_factory({"id": "Hopper-v5", "backend": "cpu"}, None, "cpu") is None
+    with pytest.raises(ConfigError, match="unknown env backend 'mjx'; valid: 'cpu', 'warp'"):
+        batched_env_factory({"id": "Hopper-v5", "backend": "mjx"}, None, "cpu")
+    with pytest.raises(PerturbationError, match="supports perturbation kinds .*DynamicParameterAdversary"):
+        from_perturbation("Hopper-v5", 2, {"kind": "dynamic", "suite": "hopper-2d"})
+    monkeypatch.setitem(sys.modules, "mujoco_warp", None)
+    with pytest.raises(MissingDependencyError, match=r"rlrobust\[warp\]"):
+        batched_env_factory({"id": "Hopper-v5", "backend": "warp"}, None, "cpu")
