@@ -252,6 +252,22 @@ class WarpVectorEnv(gym.vector.VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         self._template.close()
 
+    def set_params(self, **values: float) -> None:
+        """Fixed values for every world from its next reset (names must be among the worlds' parameters)."""
+        values = self.worlds.validate(values)
+        self._fixed = [{**fixed, **values} for fixed in self._fixed]
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """``SyncVectorEnv.call`` for what the trainer asks of its training envs: ``set_params``,
+        and ``env_state_problem`` — the worlds' simulator state is not captured, so checkpoints
+        hold none and a resumed run resets the worlds."""
+        if name == "set_params":
+            self.set_params(*args, **kwargs)
+            return (None,) * self.num_envs
+        if name == "env_state_problem":
+            return ("batched MuJoCo Warp worlds are not captured in checkpoints; a resumed run resets them",) * self.num_envs
+        raise AttributeError(f"WarpVectorEnv.call supports 'set_params' and 'env_state_problem', not {name!r}")
+
     def reset_worlds(
         self, worlds: Sequence[int] | np.ndarray, episode: Sequence[Mapping[str, float]] | None = None
     ) -> torch.Tensor:
@@ -311,6 +327,9 @@ class HostArrays(gym.vector.VectorWrapper):
     """A batched env's outputs as host NumPy arrays (what :class:`rlrobust.core.collector.Collector`
     and other NumPy consumers expect); actions may be NumPy or torch. One device-to-host copy per
     step; consumers that stay on the device should use the torch env directly."""
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        return self.env.call(name, *args, **kwargs)
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
