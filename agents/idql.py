@@ -24,7 +24,10 @@ Deviations from the paper / official code:
   checkpoint is reloaded);
   ``deterministic=False`` uses the agent's own generator.
 * Dropout masks come from the agent's generator (no global RNG).
-* AdamW's weight decay is optax's default ``1e-4``.
+* AdamW's weight decay is optax's default ``1e-4``. One fused AdamW with three param groups
+  (score network with weight decay and the cosine lr; critic and value without decay, i.e. Adam)
+  and one backward pass replace the three optimizers; the updates are the same.
+* :meth:`IDQL.diagnostics` (log steps only) reports the spread of the critic-selected actions.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from rlrobust.core.agent_base import AgentBase
 from rlrobust.core.errors import CheckpointError
 from rlrobust.core.losses import expectile_loss
 from rlrobust.core.networks import EnsembleLinear, EnsembleMLP, mlp
+from rlrobust.core.optim import fused_adam
 from rlrobust.core.seeding import torch_generator
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
@@ -122,10 +126,14 @@ class IDQL(AgentBase):
             module.to(self.device)
         self.critic_target = frozen_copy(self.critic)
         self.score_ema = frozen_copy(self.score)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.learning_rate)
-        self.actor_opt = torch.optim.AdamW(self.score.parameters(), lr=config.actor_learning_rate,
-                                           weight_decay=config.actor_weight_decay)
+        # One fused AdamW, param groups score (cosine lr, weight decay), critic, value (AdamW with
+        # weight_decay 0 is Adam): the same updates as the official three optimizers.
+        self.optimizer = fused_adam([
+            {"params": list(self.score.parameters()), "lr": config.actor_learning_rate,
+             "weight_decay": config.actor_weight_decay},
+            {"params": list(self.critic.parameters()), "weight_decay": 0.0},
+            {"params": list(self.value.parameters()), "weight_decay": 0.0},
+        ], config.learning_rate, decoupled=True)
         self.reward_scale = 1.0
 
     # ----------------------------------------------------------------- protocol plumbing
@@ -134,7 +142,7 @@ class IDQL(AgentBase):
                 "score": self.score, "score_ema": self.score_ema}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"critic": self.critic_opt, "value": self.value_opt, "actor": self.actor_opt}
+        return {"adamw": self.optimizer}
 
     def extra_state(self) -> dict[str, Any]:
         return {"reward_scale": self.reward_scale}
@@ -169,11 +177,12 @@ class IDQL(AgentBase):
         return x
 
     @torch.no_grad()
-    def select(self, obs: torch.Tensor, generator: torch.Generator, *, per_state_noise: bool = False) -> torch.Tensor:
-        """``argmax_i min_k Q̄_k(s, a_i)`` over ``N`` samples per state; ``(B, A)`` in ``[−1, 1]``.
+    def candidates(self, obs: torch.Tensor, generator: torch.Generator, *,
+                   per_state_noise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``N`` diffusion samples per state and their ``min_k Q̄_k``: ``(B, N, A)`` in ``[−1, 1]``, ``(B, N)``.
 
         ``per_state_noise`` draws each state's noise as its own block, in order, so a state's
-        action does not depend on the other states in the batch (deterministic acting).
+        samples do not depend on the other states in the batch (deterministic acting).
         """
         b, n, steps = obs.shape[0], self.config.num_samples, self.config.diffusion_steps
         rep = obs.repeat_interleave(n, dim=0)  # (B·N, obs_dim), state-major
@@ -184,8 +193,12 @@ class IDQL(AgentBase):
             noise = torch.randn((steps, b * n, self.act_dim), generator=generator, device=self.device)
         cand = self.sample_actions(rep, noise)  # (B·N, A)
         q = self.critic_target(torch.cat([rep, cand], -1)).squeeze(-1).min(0).values  # (B·N,)
-        best = q.view(b, n).argmax(dim=1)  # (B,)
-        return cand.view(b, n, -1)[torch.arange(b, device=self.device), best]
+        return cand.view(b, n, -1), q.view(b, n)
+
+    def select(self, obs: torch.Tensor, generator: torch.Generator, *, per_state_noise: bool = False) -> torch.Tensor:
+        """``argmax_i min_k Q̄_k(s, a_i)`` over ``N`` samples per state; ``(B, A)`` in ``[−1, 1]``."""
+        cand, q = self.candidates(obs, generator, per_state_noise=per_state_noise)
+        return cand[torch.arange(cand.shape[0], device=self.device), q.argmax(dim=1)]
 
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
         """Critic-selected diffusion samples: ``(B, obs_dim)`` → ``(B, act_dim)``; unbatched → ``(act_dim,)``."""
@@ -219,20 +232,33 @@ class IDQL(AgentBase):
         value_loss = expectile_loss(q_target - v, cfg.expectile)
         q = self.critic(sa).squeeze(-1)  # (K, B)
         critic_loss = (q - y).square().mean(1).sum()
-        self.check_finite({"loss/actor": actor_loss, "loss/value": value_loss, "loss/critic": critic_loss})
+        losses = {"loss/actor": actor_loss, "loss/value": value_loss, "loss/critic": critic_loss}
+        self.check_finite(losses)
 
+        actor_group = self.optimizer.param_groups[0]
         if cfg.actor_lr_decay_steps:
             frac = min(self.num_updates, cfg.actor_lr_decay_steps) / cfg.actor_lr_decay_steps
-            for group in self.actor_opt.param_groups:
-                group["lr"] = cfg.actor_learning_rate * 0.5 * (1 + math.cos(math.pi * frac))
-        for opt, loss in ((self.actor_opt, actor_loss), (self.value_opt, value_loss), (self.critic_opt, critic_loss)):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            actor_group["lr"] = cfg.actor_learning_rate * 0.5 * (1 + math.cos(math.pi * frac))
+        # The losses touch disjoint parameters (targets carry no gradient): one backward, one step.
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        self.optimizer.step()
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.score_ema, self.score, cfg.ema_rate)
         self.num_updates += 1
-        return {
-            "loss/actor": actor_loss.item(), "loss/value": value_loss.item(), "loss/critic": critic_loss.item(),
-            "q/mean": q.mean().item(), "v/mean": v.mean().item(), "lr/actor": self.actor_opt.param_groups[0]["lr"],
-        }
+        values = torch.stack([*(v.detach() for v in losses.values()), q.detach().mean(), v.detach().mean()]).tolist()
+        return dict(zip([*losses, "q/mean", "v/mean"], values)) | {"lr/actor": actor_group["lr"]}
+
+    @torch.no_grad()
+    def diagnostics(self, batch: TransitionBatch, states: int = 32) -> dict[str, float]:
+        """The spread of the critic-selected actions (the trainer calls this at log steps only) on
+        the first ``states`` states of ``batch``: the std over states of the selected actions and
+        the mean std of the ``N`` diffusion candidates within a state (both in ``[−1, 1]`` units,
+        averaged over action dimensions), and the mean Q of the selected vs all candidates."""
+        # Own generator, seeded by the update count: logging never moves the training RNG.
+        generator = torch_generator(_DETERMINISTIC_SEED + self.num_updates, self.device)
+        cand, q = self.candidates(batch.observations[:states], generator)
+        selected = cand[torch.arange(cand.shape[0], device=self.device), q.argmax(dim=1)]  # (B, A)
+        values = torch.stack([selected.std(0).mean(), cand.std(1).mean(),
+                              q.max(1).values.mean(), q.mean()]).tolist()
+        return dict(zip(("actions/selected_std", "actions/candidate_std", "q/selected", "q/candidates"), values))

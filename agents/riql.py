@@ -23,6 +23,11 @@ Deviations from the paper / official code:
 
 * All three losses are computed from the same pre-update networks and checked for NaN/inf before
   any optimizer step (the official code steps V, then computes Q's target with the new V).
+* The K critics are one :class:`~rlrobust.core.networks.EnsembleMLP`, and one backward pass and
+  one fused Adam step over three param groups (critic, value, actor) replace three optimizers:
+  the losses touch disjoint parameters, so the updates are the same (``tests/agents/test_riql.py``
+  checks them against a plain CORL-style loop). Q/V/AWR-weight statistics are computed only at
+  log steps (:meth:`RIQL.diagnostics`).
 * The actor regresses in the action box mapped to ``[−1, 1]`` (identical for D4RL's ``[−1, 1]``).
 * ``act(deterministic=False)`` returns the same deterministic action (RIQL's default policy).
 * ``normalize_reward=True`` scales rewards by ``1000/(max − min episode return)`` as IQL's
@@ -46,6 +51,7 @@ from rlrobust.core.agent_base import AgentBase
 from rlrobust.core.errors import CheckpointError, ConfigError
 from rlrobust.core.losses import expectile_loss
 from rlrobust.core.networks import EnsembleLinear, EnsembleMLP, mlp
+from rlrobust.core.optim import fused_adam
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
 
@@ -102,6 +108,15 @@ def huber_critic_loss(q: torch.Tensor, target: torch.Tensor, sigma: float | None
 def advantage_weights(adv: torch.Tensor, beta: float, max_weight: float = 100.0) -> torch.Tensor:
     """Advantage-weighted regression weights ``min(exp(β·adv), max_weight)`` (no gradient)."""
     return torch.exp(beta * adv.detach()).clamp(max=max_weight)
+
+
+def awr_diagnostics(weights: torch.Tensor, adv: torch.Tensor, beta: float, max_weight: float) -> dict[str, float]:
+    """Statistics of advantage weights ``w (B,)``: mean, effective sample size fraction
+    ``(Σw)²/(B·Σw²)`` (Kish), fraction of samples whose ``exp(β·adv)`` reached ``max_weight``, mean advantage."""
+    ess = weights.sum().square() / (weights.numel() * weights.square().sum())
+    at_clip = (beta * adv >= math.log(max_weight)).float().mean()
+    values = torch.stack([weights.mean(), ess, at_clip, adv.mean()]).tolist()
+    return dict(zip(("actor/weight_mean", "actor/weight_ess", "actor/weight_clip_frac", "adv/mean"), values))
 
 
 def cosine_lr(base: float, step: int, decay_steps: int | None) -> float:
@@ -171,9 +186,9 @@ class RIQL(AgentBase):
         self.value.to(self.device)
         self.actor.to(self.device)
         self.critic_target = frozen_copy(self.critic)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.learning_rate)
-        self.value_opt = torch.optim.Adam(self.value.parameters(), lr=config.learning_rate)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.learning_rate)
+        # Param groups in a fixed order: critic, value, actor (the actor's lr is annealed).
+        self.optimizer = fused_adam([{"params": list(m.parameters())} for m in (self.critic, self.value, self.actor)],
+                                    config.learning_rate)
         self.obs_mean = torch.zeros(obs_dim, device=self.device)
         self.obs_std = torch.ones(obs_dim, device=self.device)
         self.reward_scale = 1.0
@@ -183,7 +198,7 @@ class RIQL(AgentBase):
         return {"critic": self.critic, "critic_target": self.critic_target, "value": self.value, "actor": self.actor}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"critic": self.critic_opt, "value": self.value_opt, "actor": self.actor_opt}
+        return {"adam": self.optimizer}
 
     def extra_state(self) -> dict[str, Any]:
         return {"obs_mean": self.obs_mean.clone(), "obs_std": self.obs_std.clone(), "reward_scale": self.reward_scale}
@@ -230,7 +245,9 @@ class RIQL(AgentBase):
         return actions[0] if x.dim() > np.ndim(obs) else actions
 
     # ----------------------------------------------------------------- learning
-    def update(self, batch: TransitionBatch) -> dict[str, float]:
+    def _losses(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
+        """The three losses of one update and the intermediates the diagnostics read, all from
+        the current networks (the value loss and the actor weights share ``adv``)."""
         cfg = self.config
         obs, next_obs = self.normalize(batch.observations), self.normalize(batch.next_observations)
         actions = batch.actions.reshape(len(batch), self.act_dim)
@@ -243,36 +260,49 @@ class RIQL(AgentBase):
                 y = y.clamp(cfg.target_clip[0], cfg.target_clip[1])
         v = self.value(obs).squeeze(-1)  # (B,)
         adv = q_target - v
-        value_loss = expectile_loss(adv, cfg.expectile)
         q = self.critic(sa).squeeze(-1)  # (K, B)
         per_sample = huber_critic_loss(q, y, cfg.huber_sigma)  # (K, B)
-        critic_loss = per_sample.mean()
         weights = advantage_weights(adv, cfg.beta, cfg.max_weight)
         target_act = ((actions - self.act_offset) / self.act_scale).clamp(-1.0, 1.0)
         pi = torch.tanh(self.actor(obs))
-        actor_loss = (weights * (pi - target_act).square().sum(-1)).mean()
-        self.check_finite({"loss/value": value_loss, "loss/critic": critic_loss, "loss/actor": actor_loss})
+        return {"loss/value": expectile_loss(adv, cfg.expectile), "loss/critic": per_sample.mean(),
+                "loss/actor": (weights * (pi - target_act).square().sum(-1)).mean(),
+                "per_sample": per_sample, "q": q, "v": v, "adv": adv, "weights": weights}
 
+    def update(self, batch: TransitionBatch) -> dict[str, float]:
+        """One step of all three networks: the losses touch disjoint parameters (targets and AWR
+        weights carry no gradient), so one backward and one fused Adam step over three param
+        groups make the same update as three optimizers stepping in turn."""
+        cfg = self.config
+        out = self._losses(batch)
+        losses = {k: out[k] for k in ("loss/value", "loss/critic", "loss/actor")}
+        self.check_finite(losses)
         actor_lr = cosine_lr(cfg.learning_rate, self.num_updates, cfg.actor_lr_decay_steps)
-        for group in self.actor_opt.param_groups:
-            group["lr"] = actor_lr
-        for opt, loss in ((self.value_opt, value_loss), (self.critic_opt, critic_loss), (self.actor_opt, actor_loss)):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        self.optimizer.param_groups[2]["lr"] = actor_lr
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        self.optimizer.step()
         polyak_update(self.critic_target, self.critic, cfg.tau)
         self.num_updates += 1
 
-        metrics = {
-            "loss/value": value_loss.item(), "loss/critic": critic_loss.item(), "loss/actor": actor_loss.item(),
-            "q/mean": q.mean().item(), "v/mean": v.mean().item(), "adv/mean": adv.mean().item(),
-            "actor/weight_mean": weights.mean().item(), "lr/actor": actor_lr,
-        }
+        names, values = list(losses), [v.detach() for v in losses.values()]
         corrupted = batch.extras.get("corrupted") if batch.extras else None
         if corrupted is not None:  # RIQL logs clean and corrupted statistics apart
             mask = corrupted.reshape(-1).bool()
-            per_row = per_sample.detach().mean(0)
+            per_row = out["per_sample"].detach().mean(0)
             for label, rows in (("clean", ~mask), ("corrupted", mask)):
                 if rows.any():
-                    metrics[f"loss/critic_{label}"] = per_row[rows].mean().item()
-        return metrics
+                    names.append(f"loss/critic_{label}")
+                    values.append(per_row[rows].mean())
+        return dict(zip(names, torch.stack(values).tolist())) | {"lr/actor": actor_lr}
+
+    @torch.no_grad()
+    def diagnostics(self, batch: TransitionBatch) -> dict[str, float]:
+        """Why offline learning fails, on ``batch`` with the current networks (the trainer calls
+        this at log steps only): mean Q (online ensemble), V and advantage, and the AWR weights'
+        mean, effective sample size ``(Σw)²/(B·Σw²)`` (1: uniform, 1/B: one sample carries the
+        batch) and fraction at the ``max_weight`` clip."""
+        out = self._losses(batch)
+        return awr_diagnostics(out["weights"], out["adv"], self.config.beta, self.config.max_weight) | {
+            "q/mean": out["q"].mean().item(), "v/mean": out["v"].mean().item(),
+        }

@@ -12,7 +12,9 @@ dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3
 dsac-halfcheetah   DSAC or SB3 SAC on HalfCheetah-v5 for 100k env steps, one (algo, seed) per call
 evaluation         suite evaluation cost vs stepping the bare env (scripts/bench_evaluation.py)
 robust             exact robust RVI and robust RVI Q-learning throughput (scripts/bench_robust.py)
-offline            IDQL / RIQL gradient steps/s and the offline pipeline (scripts/bench_offline.py)
+offline-speed      gradient steps/s: IQL, RIQL vs a plain CORL-style IQL loop; IDQL vs its earlier code
+offline-dataset    the medium Hopper-v5 datasets from scratch: behaviour policy, medium, medium-replay
+offline            BC/IQL/RIQL/IDQL on clean and 30%-corrupted Hopper data (scripts/bench_offline.py)
 iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (scripts/bench_iwocs.py)
 warp               MuJoCo Warp backend: world-steps/s vs nworld, hopper-2d suite vs CPU (scripts/bench_warp.py)
 =================  =========================================================================
@@ -42,8 +44,11 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
-DELEGATED = {"evaluation": "bench_evaluation", "robust": "bench_robust", "offline": "bench_offline",
-             "iwocs": "bench_iwocs", "warp": "bench_warp"}
+# name -> (module, the sub-command it runs there, if any)
+DELEGATED = {"evaluation": ("bench_evaluation", []), "robust": ("bench_robust", []), "iwocs": ("bench_iwocs", []),
+             "warp": ("bench_warp", []),
+             "offline-speed": ("bench_offline", ["speed"]), "offline-dataset": ("bench_offline", ["dataset"]),
+             "offline": ("bench_offline", ["experiment"])}
 
 
 def _timed(fn: Any, *args: Any) -> tuple[float, float]:
@@ -215,8 +220,9 @@ def main() -> None:
     name, rest = sys.argv[1], sys.argv[2:]
     if name in DELEGATED:
         sys.path.insert(0, str(HERE))
-        module = importlib.import_module(DELEGATED[name])
-        sys.argv = [f"{module.__file__}", *rest]
+        module_name, subcommand = DELEGATED[name]
+        module = importlib.import_module(module_name)
+        sys.argv = [f"{module.__file__}", *subcommand, *rest]
         module.main()
         return
     fn = LOCAL[name]

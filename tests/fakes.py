@@ -107,3 +107,17 @@ def flat_tensors(state, prefix: str = "") -> dict[str, torch.Tensor]:
         for i, v in enumerate(state):
             out.update(flat_tensors(v, f"{prefix}/{i}"))
     return out
+
+
+def pd_controller(obs: np.ndarray) -> np.ndarray:
+    """A PD controller for Pendulum-v1 (obs ``[cos θ, sin θ, θ̇]``): ``u = clip(−10·θ − 2·θ̇, ±2)``."""
+    theta = np.arctan2(obs[1], obs[0])
+    return np.clip(np.array([-10.0 * theta - 2.0 * obs[2]], dtype=np.float32), -2.0, 2.0)
+
+
+def record_pd_dataset(dataset_id: str = "test/pendulum/pd-v0", episodes: int = 2, max_steps: int = 50):
+    """A small offline dataset recorded from :func:`pd_controller` on Pendulum-v1 (no reference scores)."""
+    from rlrobust.data import record_dataset
+
+    return record_dataset(pd_controller, gym.make("Pendulum-v1", max_episode_steps=max_steps), dataset_id=dataset_id,
+                          episodes=episodes, seed=0)

@@ -65,6 +65,11 @@ class AgentBase:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {}
 
+    def diagnostics(self, batch: Any) -> dict[str, float]:
+        """Statistics too costly for every update (the trainer calls this at log steps only, on
+        the last training batch, and logs them under ``train/``); none by default."""
+        return {}
+
     def extra_state(self) -> dict[str, Any]:
         """Running statistics and other state outside networks/optimizers (tensors or numbers)."""
         return {}

@@ -442,9 +442,15 @@ class Trainer:
         last: dict[str, float] = {}
         try:
             while self.step < s.total_steps:
-                last = self._update(buffer.sample(self.batch_size), logger)
+                batch = buffer.sample(self.batch_size)
+                last = self._update(batch, logger)
                 self.step += 1
-                metrics = {f"train/{k}": v for k, v in last.items()} if self._crossed(s.log_interval) else {}
+                metrics = {}
+                if self._crossed(s.log_interval):
+                    # Optional costly statistics (e.g. RIQL's AWR weights), only at log steps.
+                    diagnostics = getattr(self.agent, "diagnostics", None)
+                    extra = diagnostics(batch) if diagnostics is not None else {}
+                    metrics = {f"train/{k}": v for k, v in {**last, **extra}.items()}
                 self._periodic(logger, buffer, None, metrics)
                 if s.progress and (self._crossed(100) or self.step == s.total_steps):
                     logger.progress(self.step)

@@ -2,7 +2,8 @@
 
 * :func:`load_dataset` → :class:`Dataset` (flat, validated transitions; fills
   ``ReplayBuffer.from_dataset`` directly) or :class:`DatasetError`.
-* :func:`record_dataset` writes a Minari dataset from a policy; :func:`corrupt` applies RIQL's
+* :func:`record_dataset` writes a Minari dataset from a policy (:func:`write_transitions` from
+  flat transitions, e.g. a replay buffer); :func:`corrupt` applies RIQL's
   corruption protocol; :func:`normalized_score` reports scores on the D4RL ×100 scale.
 * :func:`dataset_from_config` is what the trainer/CLI call with the ``dataset`` config group.
 """
@@ -15,7 +16,7 @@ from typing import Any
 from rlrobust.data.corruption import corrupt
 from rlrobust.data.dataset import Dataset, DatasetError, check_spaces, validate
 from rlrobust.data.loading import load_dataset, minari_root
-from rlrobust.data.recording import load_sb3_model, record_dataset, resolve_policy
+from rlrobust.data.recording import load_sb3_model, record_dataset, resolve_policy, write_transitions
 from rlrobust.data.scores import D4RL_REF_SCORES, NormalizedScore, normalized_score
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "record_dataset",
     "resolve_policy",
     "validate",
+    "write_transitions",
 ]
 
 

@@ -192,6 +192,17 @@ def record_dataset(
                 infos=_select_infos(step_infos, info_keys),
             )
         )
+    _write(dataset_id, buffers, env, perturbation=perturbation, ref_min_score=ref_min_score,
+           ref_max_score=ref_max_score, algorithm_name=algorithm_name or type(policy).__name__,
+           description=description or "recorded with rlrobust.data.record_dataset")
+    return load_dataset(dataset_id)
+
+
+def _write(dataset_id: str, buffers: list[Any], env: gym.Env, *, perturbation: Any, ref_min_score: float | None,
+           ref_max_score: float | None, algorithm_name: str, description: str) -> None:
+    """Write episode buffers as the Minari dataset ``dataset_id`` (references and perturbation in the metadata)."""
+    import minari
+
     spec = env.unwrapped.spec
     # A spec lets Minari recover the (nominal) env; custom unregistered envs have none.
     env_kwargs = {"env": spec, "eval_env": spec} if spec is not None else {}
@@ -202,8 +213,8 @@ def record_dataset(
             buffers,
             observation_space=env.observation_space,
             action_space=env.action_space,
-            algorithm_name=algorithm_name or type(policy).__name__,
-            description=description or "recorded with rlrobust.data.record_dataset",
+            algorithm_name=algorithm_name,
+            description=description,
             ref_min_score=ref_min_score,
             ref_max_score=ref_max_score,
             **env_kwargs,
@@ -216,6 +227,62 @@ def record_dataset(
         extra_meta.update(ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score))
     if extra_meta:
         minari.load_dataset(dataset_id).storage.update_metadata(extra_meta)
+
+
+def write_transitions(
+    transitions: Mapping[str, np.ndarray],
+    env: gym.Env,
+    *,
+    dataset_id: str,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
+    algorithm_name: str = "replay buffer",
+    description: str = "transitions written with rlrobust.data.write_transitions",
+    overwrite: bool = False,
+) -> Dataset:
+    """Write flat one-step transitions of one env, in collection order (e.g. a replay buffer's
+    storage), as a Minari dataset, split back into episodes.
+
+    An episode ends where ``dones`` is set (a termination) or where the next row does not start
+    from this row's ``next_observations`` (a truncation; also the last row).
+
+    Args:
+        transitions: ``observations``, ``actions``, ``rewards``, ``next_observations``, ``dones``.
+        env: the env the transitions come from (its spaces and spec go into the metadata).
+    """
+    from minari.data_collector import EpisodeBuffer
+
+    from rlrobust.data.loading import load_dataset, minari_root
+
+    missing = {"observations", "actions", "rewards", "next_observations", "dones"} - set(transitions)
+    if missing:
+        raise DatasetError(f"write_transitions needs {sorted(missing)} among the transitions; got {sorted(transitions)}")
+    obs, nxt = np.asarray(transitions["observations"]), np.asarray(transitions["next_observations"])
+    dones = np.asarray(transitions["dones"]).reshape(-1) > 0.5
+    n = len(obs)
+    if n == 0:
+        raise DatasetError("write_transitions got no transitions")
+    if (minari_root() / dataset_id).exists():
+        if not overwrite:
+            raise DatasetError(f"Minari dataset {dataset_id!r} already exists in {minari_root()}; pass overwrite=True")
+        import minari
+
+        minari.delete_dataset(dataset_id)
+    continues = np.zeros(n, dtype=bool)
+    continues[:-1] = ~dones[:-1] & np.all(nxt[:-1] == obs[1:], axis=tuple(range(1, obs.ndim)))
+    ends = np.flatnonzero(~continues)
+    actions = np.asarray(transitions["actions"]).astype(env.action_space.dtype).reshape(n, *env.action_space.shape)
+    rewards = np.asarray(transitions["rewards"], dtype=np.float64).reshape(-1)
+    buffers, start = [], 0
+    for k, end in enumerate(ends):
+        rows = slice(start, end + 1)
+        buffers.append(EpisodeBuffer(
+            id=k, observations=np.concatenate([obs[rows], nxt[end:end + 1]]).astype(env.observation_space.dtype),
+            actions=actions[rows], rewards=rewards[rows].tolist(), terminations=dones[rows].tolist(),
+            truncations=[False] * (end - start) + [not dones[end]], infos={}))
+        start = end + 1
+    _write(dataset_id, buffers, env, perturbation=None, ref_min_score=ref_min_score, ref_max_score=ref_max_score,
+           algorithm_name=algorithm_name, description=description)
     return load_dataset(dataset_id)
 
 

@@ -108,3 +108,29 @@ def test_c3_one_step_offline_problem():
             torch.as_tensor(ds.next_observations[i]), torch.ones(256), torch.full((256,), 0.99)))
     actions = agent.act(np.random.default_rng(1).normal(size=(200, 3)).astype(np.float32), deterministic=True)
     assert abs(actions.mean() - A_STAR) < 0.15
+
+
+def test_diagnostics_reach_tensorboard_without_moving_the_training_rng(tmp_path):
+    """The spread of the selected actions is logged at log steps (TensorBoard and metrics.jsonl),
+    and computing it leaves training unchanged (its noise has its own generator)."""
+    from fakes import record_pd_dataset
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rlrobust.core.logging import read_metrics
+
+    data = record_pd_dataset()
+    small = {**SMALL, "batch_size": 16, "num_samples": 4}
+    finals = []
+    for log_interval in (2, 1000):
+        run = tmp_path / f"log{log_interval}"
+        result = rlrobust.train("idql", "Pendulum-v1", total_steps=4, dataset=data, run_dir=run,
+                                log_interval=log_interval, final_eval_episodes=0, progress=False, agent_kwargs=small)
+        finals.append(torch.cat([p.flatten() for p in result.agent.score.parameters()]))
+    acc = EventAccumulator(str(tmp_path / "log2" / "tb"))
+    acc.Reload()
+    names = {"train/actions/selected_std", "train/actions/candidate_std", "train/q/selected", "train/q/mean",
+             "train/v/mean"}
+    assert names <= set(acc.Tags()["scalars"])
+    rows = [r for r in read_metrics(tmp_path / "log2") if "train/actions/selected_std" in r]
+    assert [r["step"] for r in rows] == [2, 4] and all(r["train/actions/selected_std"] >= 0 for r in rows)
+    assert torch.equal(finals[0], finals[1])

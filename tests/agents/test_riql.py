@@ -127,3 +127,102 @@ def test_iql_baseline_switches():
     np.testing.assert_array_equal(agent.normalize(x), x)  # normalize_obs=False: identity
     batch = TransitionBatch(x, torch.zeros(5, 1), torch.ones(5), x, torch.zeros(5), torch.full((5,), 0.99))
     assert all(np.isfinite(v) for v in agent.update(batch).values())
+
+
+# ----------------------------------------------------------------------------- fast path, BC, diagnostics
+def _bench_offline():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import bench_offline
+
+    return bench_offline
+
+
+def test_iql_switches_equal_the_plain_corl_style_loop():
+    """The fast update (ensemble critic, one backward, one fused Adam) makes the same updates as
+    the benchmark's plain reference loop (two Q nets, three Adams, three backwards)."""
+    bench = _bench_offline()
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (11,), np.float32)
+    act_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    torch.manual_seed(0)
+    agent = rlrobust.make_agent("riql", obs_space, act_space, seed=0, **IQL_BASELINE)
+    ref = bench.CorlIQL(11, 3, decay_steps=agent.config.actor_lr_decay_steps)
+    ref.load_from(agent)
+    for batch in bench.synthetic_batches(3, 64):
+        ours, theirs = agent.update(batch), ref.update(batch)
+        np.testing.assert_allclose([ours["loss/value"], ours["loss/critic"], ours["loss/actor"]],
+                                   [theirs["value_loss"], theirs["q_loss"], theirs["actor_loss"]], rtol=1e-5)
+    ref_twin = bench.CorlIQL(11, 3)
+    ref_twin.load_from(agent)  # agent's weights after 3 updates, mapped back onto the plain nets
+    for ours, theirs in ((ref_twin.q1, ref.q1), (ref_twin.q2, ref.q2), (ref_twin.vf, ref.vf),
+                         (ref_twin.actor, ref.actor), (ref_twin.q1_target, ref.q1_target)):
+        for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_iql_with_beta_zero_is_behaviour_cloning_on_a_pd_dataset():
+    """Two updates of IQL with β = 0 move the actor exactly as plain behaviour cloning (Adam on
+    ``‖tanh(π(s)) − a‖²`` in the [−1, 1] box) on a recorded PD-controller dataset."""
+    import copy
+
+    from fakes import record_pd_dataset
+
+    from rlrobust.core.replay import ReplayBuffer
+
+    data = record_pd_dataset()
+    agent = rlrobust.make_agent("riql", data.metadata["observation_space"], data.metadata["action_space"], seed=0,
+                                **{**IQL_BASELINE, "beta": 0.0})
+    agent.prepare(data)
+    actor = copy.deepcopy(agent.actor)
+    opt = torch.optim.Adam(actor.parameters(), lr=agent.config.learning_rate)
+    buffer = ReplayBuffer.from_dataset(data, gamma=0.99, seed=0)
+    for _ in range(2):
+        batch = buffer.sample(32)
+        agent.update(batch)
+        target = (batch.actions / 2.0).clamp(-1.0, 1.0)  # Pendulum's box is [−2, 2]
+        loss = (torch.tanh(actor(batch.observations)) - target).square().sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for a, b in zip(agent.actor.parameters(), actor.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def _tensorboard_tags(run_dir) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+def test_diagnostics_reach_tensorboard(tmp_path):
+    """AWR weights' ESS and clip fraction, mean Q and V are logged at log steps (TensorBoard and metrics.jsonl)."""
+    from fakes import record_pd_dataset
+
+    from rlrobust.core.logging import read_metrics
+
+    data = record_pd_dataset()
+    run = tmp_path / "riql"
+    rlrobust.train("riql", "Pendulum-v1", total_steps=4, dataset=data, run_dir=run, log_interval=2,
+                   final_eval_episodes=0, progress=False, agent_kwargs={"net_arch": [16, 16]})
+    names = {"train/actor/weight_ess", "train/actor/weight_clip_frac", "train/q/mean", "train/v/mean",
+             "train/adv/mean", "train/actor/weight_mean"}
+    assert names <= _tensorboard_tags(run)
+    rows = [r for r in read_metrics(run) if "train/actor/weight_ess" in r]
+    assert [r["step"] for r in rows] == [2, 4]
+    assert all(0.0 < r["train/actor/weight_ess"] <= 1.0 and 0.0 <= r["train/actor/weight_clip_frac"] <= 1.0
+               for r in rows)
+
+
+def test_awr_diagnostics_by_hand():
+    from rlrobust.agents.riql import awr_diagnostics
+
+    adv = torch.tensor([0.0, 0.0, 10.0, 10.0])  # β = 1, cap e²: two weights 1, two at the clip
+    w = advantage_weights(adv, 1.0, max_weight=float(np.exp(2.0)))
+    d = awr_diagnostics(w, adv, 1.0, float(np.exp(2.0)))
+    e2 = float(np.exp(2.0))
+    assert d["actor/weight_clip_frac"] == 0.5
+    np.testing.assert_allclose(d["actor/weight_ess"], (2 + 2 * e2) ** 2 / (4 * (2 + 2 * e2**2)), rtol=1e-6)

@@ -54,3 +54,28 @@ def test_policy_sources(tmp_path, counting_env):
         resolve_policy(3)
     with pytest.raises(DatasetError, match="already exists"):
         record_dataset(tmp_path / "td3.zip", counting_env(), dataset_id="test/count/sb3-v0", episodes=1)
+
+
+def test_write_transitions_splits_a_replay_buffer_back_into_episodes():
+    """Flat transitions in collection order (a replay buffer): an episode ends at a termination or
+    where the next row does not continue it (a truncation)."""
+    import gymnasium as gym
+
+    from rlrobust.data import write_transitions
+
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(6, 3)).astype(np.float32)
+    nxt = np.roll(obs, -1, axis=0).copy()  # rows 0-1 continue, 2 terminates, 3-4 continue, 5 last
+    nxt[2] = 9.0
+    nxt[5] = 7.0
+    dones = np.array([0, 0, 1, 0, 0, 0], np.float32)
+    acts = rng.uniform(-2, 2, size=(6, 1)).astype(np.float32)
+    data = write_transitions({"observations": obs, "actions": acts, "rewards": np.arange(6, dtype=np.float32),
+                              "next_observations": nxt, "dones": dones, "discounts": np.full(6, 0.99)}, env,
+                             dataset_id="test/pendulum/replay-v0")
+    np.testing.assert_array_equal(data.observations, obs)
+    np.testing.assert_array_equal(data.next_observations, nxt)
+    np.testing.assert_array_equal(data.terminals, dones.astype(bool))
+    np.testing.assert_array_equal(data.timeouts, [False, False, False, False, False, True])
+    np.testing.assert_allclose(data.episode_returns(), [0 + 1 + 2, 3 + 4 + 5])

@@ -1,0 +1,62 @@
+"""scripts/bench_offline.py: the experiment's resume/skip logic, its report and its bad-input messages,
+on a tiny PD-controller dataset (the learning experiment itself is a benchmark, not a test)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import record_pd_dataset
+
+from rlrobust.core.errors import ConfigError
+from rlrobust.core.logging import read_metrics
+from rlrobust.data import Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import bench_offline  # noqa: E402
+
+TINY = dict(env="Pendulum-v1", seeds=(0,), attacks=("rewards",), agents=("bc", "riql"), eval_interval=5,
+            eval_episodes=1, workers=1)
+
+
+def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
+    record_pd_dataset("test/pendulum/pd-v0")
+    kw = dict(TINY, dataset="test/pendulum/pd-v0", workdir=str(tmp_path / "runs"), out=str(tmp_path / "out"))
+    first = bench_offline.offline(gradient_steps=5, **kw)
+    assert first["skipped"] == [] and first["finished"] == 3  # bc, riql clean; riql on 30% rewards
+    assert "raw returns" in first["note"]  # no reference scores anywhere: it says so
+    second = bench_offline.offline(gradient_steps=10, **kw)  # a longer budget: every run resumes at step 5
+    assert second["skipped"] == []
+    for run in ("bc-clean-s0", "riql-clean-s0", "riql-rewards-s0"):
+        steps = [r["step"] for r in read_metrics(tmp_path / "runs" / run) if "eval/return_mean" in r]
+        assert steps == [5, 10], steps  # one metrics row per step (periodic and final evaluation merged)
+    assert capsys.readouterr().out.count("resumed from") == 3
+    third = bench_offline.offline(gradient_steps=10, **kw)
+    assert len(third["skipped"]) == 3
+    assert "skipping 3 finished run(s)" in capsys.readouterr().out
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["summary"]) == {"bc/clean", "riql/clean", "riql/rewards"}
+    assert results["runs"]["riql/rewards"]["kwargs"] == bench_offline.RIQL_HOPPER["rewards"]
+    assert (tmp_path / "out" / "curves.png").stat().st_size > 0
+    assert "riql | rewards" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_bad_attack_and_agent_names_list_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="valid: .*'dynamics'.*'observations'"):
+        bench_offline.offline(dataset="never/loaded-v0", attacks=("reward",), workdir=str(tmp_path))
+    with pytest.raises(ConfigError, match="valid: .*'bc'"):
+        bench_offline.configurations(agents=("cql",))
+
+
+def test_says_which_reference_scores_it_used():
+    n = 4
+    data = Dataset(np.zeros((n, 11), np.float32), np.zeros((n, 3), np.float32), np.zeros(n, np.float32),
+                   np.zeros((n, 11), np.float32), np.zeros(n, bool), np.ones(n, bool), metadata={})
+    ref, note = bench_offline.score_reference(data, "Hopper-v5")
+    assert ref["source"] == "table['hopper']" and "lacks reference scores" in note and "-20.27" in note
+    data.metadata.update(ref_min_score=0.0, ref_max_score=100.0)
+    ref, note = bench_offline.score_reference(data, "Hopper-v5")
+    assert ref["source"] == "dataset metadata" and "own reference scores" in note
