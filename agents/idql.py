@@ -246,7 +246,7 @@ class IDQL(AgentBase):
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.score_ema, self.score, cfg.ema_rate)
         self.num_updates += 1
-        values = torch.stack([*(v.detach() for v in losses.values()), q.detach().mean(), v.detach().mean()]).tolist()
+        values = torch.stack([*(loss.detach() for loss in losses.values()), q.detach().mean(), v.detach().mean()]).tolist()
         return dict(zip([*losses, "q/mean", "v/mean"], values)) | {"lr/actor": actor_group["lr"]}
 
     @torch.no_grad()

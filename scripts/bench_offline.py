@@ -407,7 +407,7 @@ def _train_run(job: dict[str, Any]) -> str:
         data = corrupt(data, kind=job["data"], rate=job["rate"], scale=job["scale"], seed=0)
     rlrobust.train(AGENTS[job["agent"]][0], job["env"], total_steps=job["steps"], seed=job["seed"], dataset=data,
                    agent_kwargs=job["kwargs"], run_dir=job["run_dir"], eval_interval=job["eval_interval"],
-                   eval_episodes=job["eval_episodes"], final_eval_episodes=job["eval_episodes"],
+                   eval_episodes=job["eval_episodes"], final_eval_episodes=job["final_eval_episodes"],
                    checkpoint_interval=job["eval_interval"], progress=False)
     return job["run_dir"]
 
@@ -429,12 +429,14 @@ def offline(dataset: str = "rlrobust/hopper-v5/medium-v0", workdir: str = "runs/
             out: str = "docs/results/offline_hopper", env: str = "Hopper-v5", gradient_steps: int = 100_000,
             seeds: Sequence[int] = (0, 1, 2), attacks: Sequence[str] = ATTACKS,
             agents: Sequence[str] = CLEAN_AGENTS, rate: float = 0.3, scale: float = 1.0,
-            eval_interval: int = 10_000, eval_episodes: int = 10, workers: int = 2,
+            eval_interval: int = 10_000, eval_episodes: int = 5, final_eval_episodes: int = 10, workers: int = 2,
             report_only: bool = False) -> dict[str, Any]:
     """Run (resume, skip) every configuration × seed, then write the report into ``out``.
 
     Run dirs are ``<workdir>/<agent>-<data>-s<seed>``; a run is finished when its
-    ``final_evaluation.json`` reached ``gradient_steps``. ``report_only`` trains nothing.
+    ``final_evaluation.json`` reached ``gradient_steps``. ``report_only`` trains nothing. Curves
+    come from ``eval_episodes`` deterministic episodes every ``eval_interval`` steps (IDQL's
+    acting costs as much as its training, so they are fewer), final scores from ``final_eval_episodes``.
     """
     from rlrobust.data import load_dataset
 
@@ -445,7 +447,7 @@ def offline(dataset: str = "rlrobust/hopper-v5/medium-v0", workdir: str = "runs/
     root = Path(workdir)
     jobs = [{"agent": c["agent"], "data": c["data"], "kwargs": c["kwargs"], "seed": s, "dataset": dataset, "env": env,
              "steps": gradient_steps, "rate": rate, "scale": scale, "eval_interval": eval_interval,
-             "eval_episodes": eval_episodes, "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}")}
+             "eval_episodes": eval_episodes, "final_eval_episodes": final_eval_episodes, "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}")}
             for s in seeds for c in configs]  # seed-major: seed 0 (for choosing settings) finishes first
     todo = [j for j in jobs if not _finished(Path(j["run_dir"]), gradient_steps)]
     skipped = [j["run_dir"] for j in jobs if j not in todo]
@@ -597,7 +599,8 @@ def main() -> None:
     ep.add_argument("--attacks", nargs="+", default=list(ATTACKS))
     ep.add_argument("--agents", nargs="+", default=list(CLEAN_AGENTS))
     ep.add_argument("--eval-interval", type=int, default=10_000)
-    ep.add_argument("--eval-episodes", type=int, default=10)
+    ep.add_argument("--eval-episodes", type=int, default=5, help="per periodic evaluation (the curves)")
+    ep.add_argument("--final-eval-episodes", type=int, default=10, help="the final score")
     ep.add_argument("--workers", type=int, default=2)
     ep.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
@@ -609,7 +612,8 @@ def main() -> None:
     else:
         result = offline(args.dataset, args.workdir, args.out, gradient_steps=args.gradient_steps,
                          seeds=tuple(args.seeds), attacks=tuple(args.attacks), agents=tuple(args.agents),
-                         eval_interval=args.eval_interval, eval_episodes=args.eval_episodes, workers=args.workers,
+                         eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
+                         final_eval_episodes=args.final_eval_episodes, workers=args.workers,
                          report_only=args.report_only)
         result = {k: result[k] for k in ("note", "summary", "targets", "finished", "jobs")}
     print(json.dumps(result, indent=1, default=str))

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import bench_offline  # noqa: E402
 
 TINY = dict(env="Pendulum-v1", seeds=(0,), attacks=("rewards",), agents=("bc", "riql"), eval_interval=5,
-            eval_episodes=1, workers=1)
+            eval_episodes=1, final_eval_episodes=1, workers=1)
 
 
 def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
