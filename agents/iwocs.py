@@ -9,8 +9,8 @@ policy does worst (Algorithm 1, deep variant of §5 and Appendices F-H):
    learner j ≥ 1 trains on the fixed point ``T_j``;
 2. the candidate ``π_i`` acts, at each state s, with the learner of lowest *unregularised* Q among
    the valid ones: ``j* = argmin_j Q_j(s, π_j(s))``, play ``π_{j*}(s)``; learner j is valid at
-   ``s_t`` iff ``‖T̂_j(s_{t−1}, a_{t−1}) − s_t‖₁ ≤ ρ_j``; with no valid learner (or none yet) the
-   default policy acts;
+   ``s_t`` iff its one-step prediction error ``e_j = err(T̂_j(s_{t−1}, a_{t−1}), s_t) ≤ ρ_j``
+   (:func:`gating_error`); with no valid learner (or none yet) the default policy acts;
 3. after an iteration's updates, ``T_{i+1} = argmin_T V^{π_i}_T`` by grid search (IWOCS*) or
    CMA-ES over Monte-Carlo returns (``agents/iwocs_search.py``) through the trainer's
    ``evaluate(params)``; a new learner starts on ``T_{i+1}``, unless the loop stops.
@@ -35,6 +35,12 @@ Deviations from the paper:
   with the trainer's undiscounted Monte-Carlo return, so the deep variant stops when the search
   returns a point within ``stop_epsilon`` (L∞, box normalised to [0, 1]) of one already in the set
   — "the same T found twice". The exact rule is in ``rlrobust/robust/iwocs_tabular.py``.
+* Gating scale (``gate_scale``): the paper's error is the L1 norm in observation units
+  (``"raw"``), so ``ρ ≤ 1`` means different things per task and per dimension (a velocity and a
+  position share one budget; Hopper's one-step state change alone is 0.25–1.24 in those units).
+  The default ``"normalized"`` divides each dimension's error by the spread (std) of the state
+  changes ``s′ − s`` in the learner's own training data and averages over dimensions, so
+  ``ρ = 1`` admits errors of one typical state change per dimension, on any task.
 * ``ρ_j`` is chosen from ``rho_candidates`` by the candidate's worst return over the points
   found so far (``T_1..T_j``), not over a full search per ρ (ten times cheaper).
 * Gating memory ``(s_{t−1}, a_{t−1})`` lives in ``act(deterministic=True)``; batches of another
@@ -46,6 +52,7 @@ Deviations from the paper:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -80,6 +87,21 @@ def masked_model_min(q: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor
     masked = torch.where(valid.bool(), q, torch.full_like(q, math.inf))
     value, index = masked.min(dim=0)
     return value, index, valid.bool().any(dim=0)
+
+
+def gating_error(predicted: torch.Tensor, observed: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """One-step prediction error of a dynamics model, the quantity IWOCS's gate compares with ρ.
+
+    Args:
+        predicted, observed: ``(..., obs_dim)`` predicted and observed next states.
+        scale: ``(obs_dim,)`` per-dimension spread of the state changes, or None.
+
+    Returns:
+        ``(...)``: with ``scale`` None the raw L1 error ``Σ_d |ŝ_d − s_d|`` (the paper's), else the
+        unit-free ``mean_d |ŝ_d − s_d| / scale_d``.
+    """
+    error = (predicted - observed).abs()
+    return error.sum(dim=-1) if scale is None else (error / scale).mean(dim=-1)
 
 
 def unregularized_q_target(rewards: torch.Tensor, discounts: torch.Tensor, dones: torch.Tensor,
@@ -123,6 +145,11 @@ class IWOCSConfig:
     eval_episodes: int = 5  #: Monte-Carlo episodes per searched point
     stop_epsilon: float = 0.01  #: a point this close (normalised L∞) to a known one stops the loop
     rho_candidates: list[float] = field(default_factory=lambda: [round(0.1 * k, 1) for k in range(1, 11)])
+    gate_scale: str = "normalized"  #: "normalized" (error / spread of s′ − s, mean over dims) or "raw" (paper's L1)
+    search_bounds: dict[str, list[float]] | None = None  #: a sub-box of the suite's to search (None: the suite's)
+
+
+GATE_SCALES = ("normalized", "raw")
 
 
 def _validate(cfg: IWOCSConfig) -> None:
@@ -135,6 +162,7 @@ def _validate(cfg: IWOCSConfig) -> None:
         (cfg.stop_epsilon >= 0, "stop_epsilon must be >= 0"),
         (len(cfg.rho_candidates) > 0 and all(r > 0 for r in cfg.rho_candidates), "rho_candidates must be positive"),
         (cfg.head_learning_rate > 0, "head_learning_rate must be > 0"),
+        (cfg.gate_scale in GATE_SCALES, f"gate_scale must be one of {GATE_SCALES}"),
     ]
     bad = [msg for ok, msg in checks if not ok]
     if bad:
@@ -159,6 +187,16 @@ class IWOCSLearner(DSAC):
         self.q_head_target = frozen_copy(self.q_head)
         self.q_optimizer = torch.optim.Adam(self.q_head.parameters(), lr=head_learning_rate, eps=1e-5)
         self.dynamics_optimizer = torch.optim.Adam(self.dynamics.parameters(), lr=head_learning_rate, eps=1e-5)
+        # Running first and second moments of the state change s′ − s over the batches trained on
+        # (the average over batches: an estimate of the spread in this learner's replay).
+        self.delta_moments = torch.zeros(2, obs_dim, device=self.device)
+        self.delta_batches = 0
+
+    @property
+    def delta_scale(self) -> torch.Tensor:
+        """``(obs_dim,)`` std of each dimension's state change in the training data (floored at 1e-6)."""
+        mean, second = self.delta_moments
+        return (second - mean.pow(2)).clamp(min=0.0).sqrt().clamp(min=1e-6)
 
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic (mean) action ``(B, act_dim)`` in the action box."""
@@ -185,6 +223,11 @@ class IWOCSLearner(DSAC):
             "loss/dynamics": (self.predict_next(obs, actions) - next_obs).abs().mean(dim=(1, 2)).sum(),
         }
         self.check_finite(heads)  # before any step, DSAC's included
+        with torch.no_grad():
+            delta = next_obs - obs
+            self.delta_batches += 1
+            moments = torch.stack([delta.mean(dim=0), delta.pow(2).mean(dim=0)])
+            self.delta_moments += (moments - self.delta_moments) / self.delta_batches
         metrics = super().update(batch)
         self.q_optimizer.zero_grad(set_to_none=True)
         self.dynamics_optimizer.zero_grad(set_to_none=True)
@@ -250,6 +293,7 @@ class IWOCS(AgentBase):
         self.services: TrainingServices | None = None
         self.bounds: dict[str, tuple[float, float]] | None = None
         self._memory: tuple[torch.Tensor, torch.Tensor] | None = None  # gating: (s_{t-1}, a_{t-1})
+        self.acting_counts: Counter[str] = Counter()  # diagnostics of the robust policy (acting_stats)
 
     def _new_learner(self, index: int) -> IWOCSLearner:
         seed = spawn_seeds(self.seed + 1_000_003 * (index + 1), 1)[0]
@@ -282,7 +326,33 @@ class IWOCS(AgentBase):
             if unknown:
                 raise ConfigError(f"suite {suite.id!r} names parameters {unknown} the env does not have; "
                                   f"valid: {sorted(params)}")
-        self.services, self.bounds = services, dict(suite.bounds)
+        self._check_schedule(services.total_steps)
+        self.services, self.bounds = services, self._search_box(suite)
+
+    def _check_schedule(self, total_steps: int | None) -> None:
+        """Refuse a schedule whose last search would fall after the run's end."""
+        cfg = self.config
+        needed = cfg.learning_starts + cfg.dr_steps + cfg.n_iterations * cfg.steps_per_iteration
+        if total_steps is not None and needed > total_steps:
+            raise ConfigError(
+                f"agent 'iwocs': the schedule needs learning_starts + dr_steps + n_iterations x steps_per_iteration "
+                f"= {cfg.learning_starts} + {cfg.dr_steps} + {cfg.n_iterations} x {cfg.steps_per_iteration} = "
+                f"{needed} env steps, more than total_steps = {total_steps}; shorten the schedule or train longer")
+
+    def _search_box(self, suite: Any) -> dict[str, tuple[float, float]]:
+        """The suite's box, narrowed to ``search_bounds`` where given; a box outside the suite's is refused."""
+        box = {k: (float(lo), float(hi)) for k, (lo, hi) in suite.bounds.items()}
+        for name, bound in (self.config.search_bounds or {}).items():
+            if name not in box:
+                raise ConfigError(f"agent 'iwocs': search_bounds names {name!r}, not a parameter of suite "
+                                  f"{suite.id!r}; valid: {sorted(box)}")
+            lo, hi = (float(v) for v in bound)
+            s_lo, s_hi = box[name]
+            if not s_lo <= lo < hi <= s_hi:
+                raise ConfigError(f"agent 'iwocs': search_bounds {name} = [{lo}, {hi}] is not a non-empty part of "
+                                  f"the box of suite {suite.id!r}, {name} = [{s_lo}, {s_hi}]")
+            box[name] = (lo, hi)
+        return box
 
     def training_params(self, episodes: int = 0) -> dict[str, float] | None:
         """The physical parameters the training env should hold now (trainer hook).
@@ -336,22 +406,61 @@ class IWOCS(AgentBase):
     def _robust_row(self, x: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         default = self.learners[0].mean_action(x)
         models = self.learners[1:]
+        counts = self.acting_counts
+        counts["steps"] += 1
         if not models:
+            counts["default"] += 1
             return default
         acts = torch.stack([m.mean_action(x) for m in models])  # (M, 1, A)
         q = torch.stack([m.unregularized_q(x, a).min(dim=0).values for m, a in zip(models, acts)])  # (M, 1)
         valid = torch.ones_like(q, dtype=torch.bool)
         if previous is not None:
-            errors = torch.stack([(m.predict_next(*previous).mean(dim=0) - x).abs().sum(dim=-1)
-                                  for m in models])  # (M, 1) L1 prediction errors
+            predictions = [m.predict_next(*previous).mean(dim=0) for m in models]
+            raw = torch.stack([gating_error(p, x) for p in predictions])  # (M, 1)
+            errors = raw if self.config.gate_scale == "raw" else torch.stack(
+                [gating_error(p, x, m.delta_scale) for p, m in zip(predictions, models)])
             valid = errors <= torch.as_tensor(self.rhos, dtype=errors.dtype, device=self.device).unsqueeze(1)
+            counts["gated"] += 1
+            for j, (e, r, v) in enumerate(zip(errors[:, 0].tolist(), raw[:, 0].tolist(), valid[:, 0].tolist()), 1):
+                counts[f"valid/m{j}"] += int(v)
+                counts[f"error_sum/m{j}"] += e
+                counts[f"raw_error_sum/m{j}"] += r
         _, index, any_valid = masked_model_min(q, valid)
-        return acts[index[0]] if bool(any_valid[0]) else default
+        if bool(any_valid[0]):
+            counts[f"acts/m{int(index[0]) + 1}"] += 1
+            return acts[index[0]]
+        counts["fallback"] += 1
+        return default
+
+    def acting_stats(self) -> dict[str, float]:
+        """What the robust (deterministic) policy did since :meth:`reset_acting_stats`.
+
+        ``steps``: deterministic steps. Fractions of them: ``acts/m<j>`` (learner j ≥ 1 chosen by
+        the gated min), ``fallback`` (the default learner 0 acted because no learner was valid),
+        ``default`` (learner 0 acted because no worst-case learner exists yet). Over the ``gated``
+        steps (those with a previous step to check): ``valid/m<j>`` the fraction on which learner
+        j was valid, ``error/m<j>`` its mean gating error (in the ``gate_scale`` units) and
+        ``raw_error/m<j>`` its mean raw L1 error (observation units), to compare the two scales.
+        """
+        c = self.acting_counts
+        steps, gated = max(c["steps"], 1), max(c["gated"], 1)
+        out = {"steps": float(c["steps"]), "gated": float(c["gated"]),
+               "default": c["default"] / steps, "fallback": c["fallback"] / steps}
+        for j in range(1, len(self.learners)):
+            out[f"acts/m{j}"] = c[f"acts/m{j}"] / steps
+            out[f"valid/m{j}"] = c[f"valid/m{j}"] / gated
+            out[f"error/m{j}"] = c[f"error_sum/m{j}"] / gated
+            out[f"raw_error/m{j}"] = c[f"raw_error_sum/m{j}"] / gated
+        return out
+
+    def reset_acting_stats(self) -> None:
+        """Start counting :meth:`acting_stats` afresh."""
+        self.acting_counts = Counter()
 
     def __getstate__(self) -> dict[str, Any]:
         # Suite evaluation pickles the agent to its workers; the trainer's services (closures over
         # the trainer) stay behind — a worker only acts.
-        return {**self.__dict__, "services": None, "_memory": None}
+        return {**self.__dict__, "services": None, "_memory": None, "acting_counts": Counter()}
 
     def reset_memory(self) -> None:
         """Forget ``(s_{t−1}, a_{t−1})``: the next deterministic step treats every learner as valid."""
@@ -391,6 +500,7 @@ class IWOCS(AgentBase):
         cfg, i = self.config, len(self.learners) - 1
         if i >= 1 and len(cfg.rho_candidates) > 1:
             self.rhos[i - 1] = self._select_rho()
+        self.reset_acting_stats()
         result = worst_case_search(
             self._estimate, self.bounds, cfg.search, points_per_dim=cfg.grid_points_per_dim,
             generations=cfg.cmaes_generations, population=cfg.cmaes_population, mean=cfg.cmaes_mean,
@@ -398,7 +508,8 @@ class IWOCS(AgentBase):
         x = normalize(result.point, self.bounds)
         repeated = any(np.abs(x - normalize(p, self.bounds)).max() <= cfg.stop_epsilon for p in self.points)
         self.history.append({"iteration": i, "point": dict(result.point), "value": result.value, "std": result.std,
-                             "evaluations": len(result.evaluations), "repeated": repeated})
+                             "evaluations": len(result.evaluations), "repeated": repeated,
+                             "acting": self.acting_stats()})  # how the searched policy acted
         if repeated or i >= cfg.n_iterations:
             self.done, self.stopped = True, repeated
             return
@@ -426,6 +537,9 @@ class IWOCS(AgentBase):
             if math.isfinite(last["std"]):
                 out["iwocs/worst_value_std"] = float(last["std"])
             out.update({f"iwocs/param/{k}": float(v) for k, v in last["point"].items()})
+            out["iwocs/search_iteration"] = float(last["iteration"])
+            out.update({f"iwocs/search_{k}": v for k, v in last.get("acting", {}).items()
+                        if k in ("fallback", "default") or k.startswith("acts/")})
         return out
 
     # ----------------------------------------------------------------- state
@@ -439,7 +553,8 @@ class IWOCS(AgentBase):
         return {
             "n_learners": len(self.learners),
             "learners": [{"num_updates": m.num_updates, "rng_torch": m.generator.get_state(),
-                          "rng_numpy": numpy_state(m.np_rng), "running_std": m.running_std.clone()}
+                          "rng_numpy": numpy_state(m.np_rng), "running_std": m.running_std.clone(),
+                          "delta_moments": m.delta_moments.clone(), "delta_batches": m.delta_batches}
                          for m in self.learners],
             "points": [dict(p) for p in self.points], "rhos": list(self.rhos),
             "history": [dict(h) for h in self.history], "phase_updates": self.phase_updates,
@@ -457,6 +572,8 @@ class IWOCS(AgentBase):
             learner.generator.set_state(s["rng_torch"])
             set_numpy_state(learner.np_rng, s["rng_numpy"])
             learner.running_std = s["running_std"].to(self.device).clone()
+            learner.delta_moments = s["delta_moments"].to(self.device).clone()
+            learner.delta_batches = int(s["delta_batches"])
         self.points, self.rhos = [dict(p) for p in state["points"]], [float(r) for r in state["rhos"]]
         self.history = [dict(h) for h in state["history"]]
         self.phase_updates, self.done, self.stopped = int(state["phase_updates"]), bool(state["done"]), bool(state["stopped"])

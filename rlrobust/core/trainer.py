@@ -201,6 +201,7 @@ class Trainer:
             suite=self.suite,
             model=model,
             generative_model=generative,
+            total_steps=self.settings.total_steps,
         )
 
     def _attach_services(self) -> None:

@@ -127,6 +127,7 @@ class TrainingServices:
         model: ``(P, R)`` tensors of a tabular model when the env exposes one (exact baselines).
         generative_model: ``sample(states, actions, n, generator) -> next_states`` for agents
             that learn from a generative model (robust RVI Q-learning's MLMC estimator).
+        total_steps: the run's length (env steps online), for agents whose schedule must fit it.
     """
 
     make_env: Callable[[], gym.Env] | None = None
@@ -134,3 +135,4 @@ class TrainingServices:
     suite: Any = None
     model: tuple[torch.Tensor, torch.Tensor] | None = None
     generative_model: Any = None
+    total_steps: int | None = None

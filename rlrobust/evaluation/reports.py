@@ -56,6 +56,21 @@ def write_json(result: SuiteResult, path: str | Path) -> Path:
     return path
 
 
+def read_json(path: str | Path) -> SuiteResult:
+    """The :class:`SuiteResult` that :func:`write_json` stored (every episode return and length)."""
+    from rlrobust.evaluation.suite import SuiteResult
+
+    doc = json.loads(Path(path).read_text())
+    names = tuple(doc["names"])
+    return SuiteResult(
+        suite=doc["suite"], env_id=doc["env_id"], names=names,
+        points=[{n: float(row[n]) for n in names} for row in doc["rows"]],
+        returns=np.asarray(doc["returns"], dtype=np.float64), lengths=np.asarray(doc["lengths"], dtype=np.int64),
+        seed=int(doc["seed"]), cvar_alpha=float(doc["summary"]["cvar_alpha"]),
+        grid_shape=None if doc["grid_shape"] is None else tuple(doc["grid_shape"]), settings=dict(doc["settings"]),
+    )
+
+
 def _figure(result: SuiteResult) -> Any:
     import matplotlib
 

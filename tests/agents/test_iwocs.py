@@ -6,15 +6,18 @@ tests/unit/test_iwocs_tabular.py.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from fakes import SERVICES, random_batch
 
 import rlrobust
-from rlrobust.agents.iwocs import masked_model_min
+from rlrobust.agents.iwocs import gating_error, masked_model_min
 from rlrobust.agents.iwocs_search import cmaes_search, grid_search, worst_case_search
 from rlrobust.core.errors import ConfigError
+from rlrobust.core.logging import read_metrics
 from rlrobust.core.trainer import Trainer, TrainerSettings
 from rlrobust.core.types import TrainingServices
 from rlrobust.envs.suites import Suite
@@ -115,6 +118,62 @@ def test_4_gating_excludes_a_model_whose_dynamics_head_is_wrong():
     assert not np.allclose(default, act_b, atol=1e-6)
     agent.reset_memory()
     np.testing.assert_allclose(agent.act(obs, deterministic=True), act_a, atol=1e-6)
+
+
+def test_acting_stats_count_who_acts_and_the_fallback():
+    agent = agent_with_two_models()
+    obs = np.array([[0.1, -0.2, 0.3], [0.5, 0.0, -0.4]], dtype=np.float32)
+    agent.reset_acting_stats()
+    agent.act(obs, deterministic=True)  # no history: A acts (both rows)
+    agent.act(obs, deterministic=True)  # B acts
+    agent.act(obs + 0.5, deterministic=True)  # nobody valid: the fallback acts
+    stats = agent.acting_stats()
+    assert stats["steps"] == 6 and stats["gated"] == 4
+    assert stats["acts/m1"] == pytest.approx(1 / 3) and stats["acts/m2"] == pytest.approx(1 / 3)
+    assert stats["fallback"] == pytest.approx(1 / 3) and stats["default"] == 0.0
+    assert stats["valid/m1"] == 0.0 and stats["valid/m2"] == 0.5
+    agent.reset_acting_stats()
+    assert agent.acting_stats()["steps"] == 0
+
+
+@pytest.mark.parametrize("gate_scale, opens", [("normalized", True), ("raw", False)])
+def test_normalized_gate_opens_for_a_model_whose_error_is_typical_of_the_data(gate_scale, opens):
+    """11-D observations whose one-step changes have a spread of 1 per dimension (Hopper-like
+    units): a model that predicts "no change" is off by about 0.8 spreads per dimension. The
+    normalized gate (mean over dimensions, ρ = 1) admits it; the raw L1 sum (about 8.8) does not."""
+    obs_space = __import__("gymnasium").spaces.Box(-10, 10, (11,), np.float32)
+    agent = rlrobust.make_agent("iwocs", obs_space, ACT, seed=0, **{**SMALL, "gate_scale": gate_scale})
+    agent.attach(SERVICES["iwocs"]())
+    agent.learners.append(agent._new_learner(1))
+    agent.points.append({"a": 0.5, "b": 2.0})
+    agent.rhos.append(1.0)
+    model = agent.learners[1]
+    rng = np.random.default_rng(0)
+    for i in range(20):  # training batches: s' = s + N(0, 1) per dimension
+        batch = random_batch(obs_space, ACT, batch_size=64, seed=i)
+        delta = torch.as_tensor(rng.normal(0.0, 1.0, batch.observations.shape), dtype=torch.float32)
+        model.update(dataclasses.replace(batch, next_observations=batch.observations + delta))
+    np.testing.assert_allclose(model.delta_scale.numpy(), 1.0, atol=0.1)
+    with torch.no_grad():
+        model.dynamics.net[-1].weight.zero_()
+        model.dynamics.net[-1].bias.zero_()  # predicts s' = s
+    agent.reset_acting_stats()
+    obs = rng.normal(0.0, 1.0, (1, 11)).astype(np.float32)
+    for _ in range(50):  # a trajectory with data-typical changes
+        agent.act(obs, deterministic=True)
+        obs = obs + rng.normal(0.0, 1.0, obs.shape).astype(np.float32)
+    stats = agent.acting_stats()
+    # The normalized error is 0.8 ± 0.18 (the mean of 11 |N(0, 1)|): below ρ = 1 about 85% of the time.
+    assert stats["valid/m1"] > 0.7 if opens else stats["valid/m1"] == 0.0
+    assert stats["fallback"] < 0.3 if opens else stats["fallback"] > 0.9
+    expected_error = 0.8 if gate_scale == "normalized" else 11 * 0.8  # E|N(0, 1)| ≈ 0.8 per dimension
+    assert stats["error/m1"] == pytest.approx(expected_error, rel=0.25)
+
+
+def test_gating_error_raw_and_normalized():
+    predicted, observed = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 0.0]])
+    assert gating_error(predicted, observed).item() == 3.0
+    assert gating_error(predicted, observed, torch.tensor([1.0, 4.0])).item() == pytest.approx(0.75)
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -244,15 +303,23 @@ def test_short_training_run_switches_env_params_and_resumes(tmp_path):
     spaces = env.observation_space, env.action_space
     env.close()
 
-    def run(total, resume="auto"):
+    def run(interrupt_at=None):
         agent = rlrobust.make_agent("iwocs", *spaces, seed=0, **kwargs)
+        if interrupt_at is not None:  # a kill once the run passed step `interrupt_at` (a checkpoint)
+            update = agent.update
+
+            def interrupted(batch):
+                if trainer.step > interrupt_at:
+                    raise KeyboardInterrupt
+                return update(batch)
+
+            agent.update = interrupted
         settings = TrainerSettings(
-            total_steps=total,
+            total_steps=240,
             progress=False,
             final_eval_episodes=0,
             checkpoint_interval=120,
             log_interval=50,
-            resume=resume,
         )
         trainer = Trainer(
             agent,
@@ -261,16 +328,57 @@ def test_short_training_run_switches_env_params_and_resumes(tmp_path):
             tmp_path / "run",
             suite="pendulum-1d",
         )
-        return trainer, trainer.run()
+        if interrupt_at is None:
+            return trainer, trainer.run()
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+        return trainer, None
 
-    trainer, result = run(120)  # DR warm-up 20 + 60 updates, search, learner 1 (20 warm-up + 20 updates)
-    agent = result.agent
+    trainer, _ = run(interrupt_at=120)  # DR warm-up 20 + 60 updates, search, learner 1 (20 warm-up + 20 updates)
+    agent = trainer.agent
     assert len(agent.learners) == 2 and len(agent.history) == 1
     assert trainer._training_params == agent.points[0] and trainer._replay_generation == 1
     assert 0.5 <= agent.points[0]["m"] <= 2.0
-    trainer, result = run(240)  # resumes at 120 in the middle of iteration 1 and runs past the next search
+    trainer, result = run()  # resumes at 120 in the middle of iteration 1 and runs past the next search
     agent = result.agent
-    assert result.metrics["steps"] == 240 and len(agent.history) >= 2
+    assert result.metrics["steps"] == 240 and len(agent.history) >= 2  # 3 searches, or 2 if the stop rule fired
     assert trainer._training_params == agent.points[-1]
-    logged = (tmp_path / "run" / "metrics.jsonl").read_text()
-    assert "iwocs/worst_value" in logged and "iwocs/param/m" in logged
+    # Diagnostics: every search's worst point, its value and spread, and how the searched policy acted.
+    rows = [r for r in read_metrics(tmp_path / "run") if "train/iwocs/search_iteration" in r]
+    by_iteration = {int(r["train/iwocs/search_iteration"]): r for r in rows}
+    assert sorted(by_iteration) == list(range(len(agent.history)))
+    for i, row in by_iteration.items():
+        search = agent.history[i]
+        assert row["train/iwocs/worst_value"] == pytest.approx(search["value"])
+        assert row["train/iwocs/worst_value_std"] == pytest.approx(search["std"]) and search["std"] >= 0
+        assert row["train/iwocs/param/m"] == pytest.approx(search["point"]["m"])
+        assert row["train/iwocs/search_fallback"] == pytest.approx(search["acting"]["fallback"])
+    assert agent.history[0]["acting"]["default"] == 1.0  # before any worst-case learner, learner 0 acts
+    assert sum(v for k, v in agent.history[-1]["acting"].items()
+               if k.startswith("acts/") or k in ("fallback", "default")) == pytest.approx(1.0)
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run" / "tb").iterdir())
+
+
+def test_schedule_longer_than_the_run_or_a_search_box_outside_the_suite_fails_before_step_0(tmp_path):
+    from rlrobust.envs import make_env
+
+    pert = {"kind": "static", "suite": "pendulum-1d"}
+    env = make_env("Pendulum-v1", perturbation=pert)
+    spaces = env.observation_space, env.action_space
+    env.close()
+
+    def trainer(name, total, **kw):
+        agent = rlrobust.make_agent("iwocs", *spaces, seed=0, **{**SMALL, "learning_starts": 20, **kw})
+        return Trainer(agent, lambda: make_env("Pendulum-v1", perturbation=pert),
+                       TrainerSettings(total_steps=total, progress=False), tmp_path / name, suite="pendulum-1d")
+
+    with pytest.raises(ConfigError, match=r"= 20 \+ 60 \+ 2 x 60 = 200 env steps, more than total_steps = 199"):
+        trainer("long", 199, dr_steps=60, steps_per_iteration=60, n_iterations=2).run()
+    with pytest.raises(ConfigError, match=r"m = \[0.2, 1.5\] .* suite 'pendulum-1d', m = \[0.5, 2.0\]"):
+        trainer("box", 200, dr_steps=60, steps_per_iteration=60, n_iterations=2,
+                search_bounds={"m": [0.2, 1.5]}).run()
+    for name in ("long", "box"):
+        assert not (tmp_path / name / "metrics.jsonl").exists() and not (tmp_path / name / "checkpoints").exists()
+    ok = rlrobust.make_agent("iwocs", *spaces, seed=0, **{**SMALL, "search_bounds": {"m": [1.0, 2.0]}})
+    ok.attach(TrainingServices(evaluate=lambda p, episodes=5: 0.0, suite="pendulum-1d", total_steps=None))
+    assert ok.bounds == {"m": (1.0, 2.0)}
