@@ -73,13 +73,13 @@ def test_finished_runs_are_skipped_and_an_interrupted_run_resumes(tmp_path, monk
     assert result["steps"] == 400 and result["worst"] <= result["cvar"] <= result["mean"]
 
     stamp = (run / "result.json").stat().st_mtime_ns
-    summary = bench.bench_iwocs(settings, root, methods=bench.METHODS, checkpoint_interval=100)
+    summary = bench.bench_iwocs(settings, root, methods=("dsac_nominal", "iwocs"), checkpoint_interval=100)
     assert "skip dsac_nominal seed 0: finished" in capsys.readouterr().out
     assert (run / "result.json").stat().st_mtime_ns == stamp
-    assert sorted(summary["per_method"]) == sorted(bench.METHODS)
+    assert list(summary["per_method"]) == ["dsac_nominal", "iwocs"]
     iwocs = json.loads((bench.run_dir(root, "iwocs", 0) / "result.json").read_text())
     assert len(iwocs["iwocs_history"]) >= 1 and 0.0 <= iwocs["acting"]["fallback"] <= 1.0
-    for m in bench.METHODS:
+    for m in ("dsac_nominal", "iwocs"):
         assert (root / f"heatmap_{m}.png").stat().st_size > 0
     table = (root / "table.md").read_text()
     assert table.count("| iwocs | 0 |") == 1 and "mean of 1" in table
