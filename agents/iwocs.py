@@ -73,22 +73,6 @@ from rlrobust.core.types import TrainingServices, TransitionBatch
 
 
 # ----------------------------------------------------------------------------- pure functions
-def masked_model_min(q: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """IWOCS's robust Q: the min over the valid models only (invalid ones count as +∞).
-
-    Args:
-        q: ``(M, B)`` each model's value. valid: ``(M, B)`` bool validity masks.
-
-    Returns:
-        ``(value (B,), index (B,), any_valid (B,))``; ``value`` is +∞ where no model is valid.
-    """
-    if q.dim() != 2 or valid.shape != q.shape:
-        raise ValueError(f"q and valid must both be (M, B), got {tuple(q.shape)} and {tuple(valid.shape)}")
-    masked = torch.where(valid.bool(), q, torch.full_like(q, math.inf))
-    value, index = masked.min(dim=0)
-    return value, index, valid.bool().any(dim=0)
-
-
 def gating_error(predicted: torch.Tensor, observed: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """One-step prediction error of a dynamics model, the quantity IWOCS's gate compares with ρ.
 
@@ -404,33 +388,36 @@ class IWOCS(AgentBase):
         return actions
 
     def _robust_row(self, x: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        default = self.learners[0].mean_action(x)
+        # IWOCS's robust Q is the min over the valid learners only. Validity first, so that only
+        # the valid learners' actions and Q values are computed; ties go to the lower index.
         models = self.learners[1:]
         counts = self.acting_counts
         counts["steps"] += 1
-        if not models:
-            counts["default"] += 1
-            return default
-        acts = torch.stack([m.mean_action(x) for m in models])  # (M, 1, A)
-        q = torch.stack([m.unregularized_q(x, a).min(dim=0).values for m, a in zip(models, acts)])  # (M, 1)
-        valid = torch.ones_like(q, dtype=torch.bool)
-        if previous is not None:
-            predictions = [m.predict_next(*previous).mean(dim=0) for m in models]
-            raw = torch.stack([gating_error(p, x) for p in predictions])  # (M, 1)
-            errors = raw if self.config.gate_scale == "raw" else torch.stack(
-                [gating_error(p, x, m.delta_scale) for p, m in zip(predictions, models)])
-            valid = errors <= torch.as_tensor(self.rhos, dtype=errors.dtype, device=self.device).unsqueeze(1)
-            counts["gated"] += 1
-            for j, (e, r, v) in enumerate(zip(errors[:, 0].tolist(), raw[:, 0].tolist(), valid[:, 0].tolist()), 1):
-                counts[f"valid/m{j}"] += int(v)
-                counts[f"error_sum/m{j}"] += e
-                counts[f"raw_error_sum/m{j}"] += r
-        _, index, any_valid = masked_model_min(q, valid)
-        if bool(any_valid[0]):
-            counts[f"acts/m{int(index[0]) + 1}"] += 1
-            return acts[index[0]]
-        counts["fallback"] += 1
-        return default
+        valid = self._gate(x, previous) if models and previous is not None else [True] * len(models)
+        candidates = [j for j, ok in enumerate(valid) if ok]
+        if not candidates:
+            counts["fallback" if models else "default"] += 1
+            return self.learners[0].mean_action(x)
+        acts = [models[j].mean_action(x) for j in candidates]
+        q = torch.stack([models[j].unregularized_q(x, a).min(dim=0).values[0] for j, a in zip(candidates, acts)])
+        best = int(q.argmin())
+        counts[f"acts/m{candidates[best] + 1}"] += 1
+        return acts[best]
+
+    def _gate(self, x: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor]) -> list[bool]:
+        """Which worst-case learners explain the step ``previous → x`` (error ≤ ρ_j); counts the errors."""
+        models, counts = self.learners[1:], self.acting_counts
+        predictions = [m.predict_next(*previous).mean(dim=0) for m in models]
+        raw = torch.stack([gating_error(p, x) for p in predictions])  # (M, 1)
+        errors = raw if self.config.gate_scale == "raw" else torch.stack(
+            [gating_error(p, x, m.delta_scale) for p, m in zip(predictions, models)])
+        valid = (errors <= torch.as_tensor(self.rhos, dtype=errors.dtype, device=self.device).unsqueeze(1))[:, 0]
+        counts["gated"] += 1
+        for j, (e, r, v) in enumerate(zip(errors[:, 0].tolist(), raw[:, 0].tolist(), valid.tolist()), 1):
+            counts[f"valid/m{j}"] += int(v)
+            counts[f"error_sum/m{j}"] += e
+            counts[f"raw_error_sum/m{j}"] += r
+        return valid.tolist()
 
     def acting_stats(self) -> dict[str, float]:
         """What the robust (deterministic) policy did since :meth:`reset_acting_stats`.

@@ -8,6 +8,7 @@ name               what it measures
 iqn-speed          env-steps/s learning CartPole-v1: rlrobust IQN (trainer) vs sb3-contrib QR-DQN
 iqn-learning       IQN on CartPole-v1: best evaluation return within 50k env steps, 5 seeds
 dsac-speed         env-steps/s learning HalfCheetah-v5: DSAC (trainer) vs SB3 SAC vs sb3-contrib TQC
+dsac-profile       one DSAC update vs its networks' passes vs their matmuls vs SB3 SAC's update
 dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3 seeds
 dsac-halfcheetah   DSAC or SB3 SAC on HalfCheetah-v5 for 100k env steps, one (algo, seed) per call
 evaluation         suite evaluation cost vs stepping the bare env (scripts/bench_evaluation.py)
@@ -142,6 +143,95 @@ def dsac_speed(steps: int = 2500, repeats: int = 2, seed: int = 0) -> dict[str, 
     return out
 
 
+def dsac_update_profile(repeats: int = 5, updates: int = 40, seed: int = 0) -> dict[str, Any]:
+    """Where one DSAC-T update's time goes, HalfCheetah-v5 sizes (obs 17, act 6), 2×256 ReLU, batch
+    256, one thread: the full update, only its networks' forward/backward passes, only their matrix
+    products, and SB3 SAC's ``train(1)``; process CPU ms per update, alternating, median of repeats."""
+    from stable_baselines3 import SAC
+
+    import rlrobust
+    from rlrobust.core.types import TransitionBatch
+    from rlrobust.envs.mujoco_params import silence_mujoco_warnings
+
+    silence_mujoco_warnings()
+    torch.set_num_threads(1)
+    env, b = gym.make("HalfCheetah-v5"), 256
+    g = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(10):
+        obs = torch.randn(b, 17, generator=g)
+        batches.append(TransitionBatch(obs, torch.rand(b, 6, generator=g) * 2 - 1, torch.randn(b, generator=g),
+                                       obs + 0.01, torch.zeros(b), torch.full((b,), 0.99)))
+    agent = rlrobust.make_agent("dsac", env.observation_space, env.action_space, seed=seed, net_arch=[256, 256],
+                                activation="relu", learning_starts=0)
+
+    def full(i: int) -> None:
+        agent.update(batches[i % 10])
+
+    def networks(i: int) -> None:  # the same passes as an update (actor step every 2nd), no losses/optimizer
+        x = batches[i % 10]
+        with torch.no_grad():
+            next_actions, _ = agent.actor_target(x.next_observations)
+            agent.critic_target(torch.cat([x.next_observations, next_actions], -1))
+        loss = agent.critic(torch.cat([x.observations, x.actions], -1)).sum()
+        if i % 2 == 0:
+            actions, log_prob = agent.actor(x.observations)
+            agent.critic.requires_grad_(False)
+            loss = loss + agent.critic(torch.cat([x.observations, actions], -1)).sum() + log_prob.sum()
+            agent.critic.requires_grad_(True)
+        loss.backward()
+        for p in [*agent.actor.parameters(), *agent.critic.parameters()]:
+            p.grad = None
+
+    w = {k: torch.randn(*shape) for k, shape in dict(a1=(17, 256), a2=(256, 256), a3=(256, 12), c1=(2, 23, 256),
+                                                      c2=(2, 256, 256), c3=(2, 256, 2)).items()}
+    h = {k: torch.randn(*shape) for k, shape in dict(x17=(b, 17), x256=(b, 256), x12=(b, 12), y23=(2, b, 23),
+                                                      y256=(2, b, 256), y2=(2, b, 2)).items()}
+
+    def matmuls(i: int) -> None:  # the products of those passes: forward, input grads, weight grads
+        def actor(backward: bool) -> None:
+            torch.mm(h["x17"], w["a1"]), torch.mm(h["x256"], w["a2"]), torch.mm(h["x256"], w["a3"])
+            if backward:
+                torch.mm(h["x12"], w["a3"].t()), torch.mm(h["x256"], w["a2"].t())
+                torch.mm(h["x256"].t(), h["x12"]), torch.mm(h["x256"].t(), h["x256"]), torch.mm(h["x17"].t(), h["x256"])
+
+        def critic(input_grads: int, weight_grads: bool) -> None:
+            torch.bmm(h["y23"], w["c1"]), torch.bmm(h["y256"], w["c2"]), torch.bmm(h["y256"], w["c3"])
+            for layer in ("c3", "c2", "c1")[:input_grads]:
+                torch.bmm(h["y2" if layer == "c3" else "y256"], w[layer].transpose(1, 2))
+            if weight_grads:
+                for x, y in (("y256", "y2"), ("y256", "y256"), ("y23", "y256")):
+                    torch.bmm(h[x].transpose(1, 2), h[y])
+
+        actor(False), critic(0, False)  # target actor and target critics
+        critic(2, True)  # critic step (the first layer's input needs no gradient)
+        if i % 2 == 0:
+            actor(True), critic(3, False)  # actor step through the frozen critics
+
+    sac = SAC("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, learning_starts=1000,
+              batch_size=256, train_freq=1, gradient_steps=1, buffer_size=2000, policy_kwargs={"net_arch": [256, 256]})
+    sac.learn(1001)
+
+    def sb3_sac(i: int) -> None:
+        sac.train(gradient_steps=1, batch_size=256)
+
+    fns = {"dsac_update": full, "dsac_networks_only": networks, "dsac_matmuls_only": matmuls, "sb3_sac_update": sb3_sac}
+    for fn in fns.values():
+        for i in range(20):
+            fn(i)
+    ms: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.process_time()
+            for i in range(updates):
+                fn(i)
+            ms[name].append((time.process_time() - start) / updates * 1e3)
+    out: dict[str, Any] = {k: statistics.median(v) for k, v in ms.items()}
+    out.update(all=ms, update_ratio_vs_sac=out["sb3_sac_update"] / out["dsac_update"],
+               settings=dict(repeats=repeats, updates=updates, batch_size=256, net_arch=[256, 256], torch_threads=1))
+    return out
+
+
 def _learning_curve(agent_name: str, env_id: str, steps: int, seed: int, eval_interval: int, eval_episodes: int,
                     agent_kwargs: dict[str, Any]) -> list[tuple[int, float]]:
     import rlrobust
@@ -209,7 +299,8 @@ def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000
             "return_std": float(np.std(returns)), "train_seconds": seconds}
 
 
-LOCAL = {"iqn-speed": iqn_speed, "dsac-speed": dsac_speed, "iqn-learning": iqn_learning,
+LOCAL = {"iqn-speed": iqn_speed, "dsac-speed": dsac_speed, "dsac-profile": dsac_update_profile,
+         "iqn-learning": iqn_learning,
          "dsac-pendulum": dsac_pendulum, "dsac-halfcheetah": halfcheetah_learning}
 
 

@@ -14,7 +14,7 @@ import torch
 from fakes import SERVICES, random_batch
 
 import rlrobust
-from rlrobust.agents.iwocs import gating_error, masked_model_min
+from rlrobust.agents.iwocs import gating_error
 from rlrobust.agents.iwocs_search import cmaes_search, grid_search, worst_case_search
 from rlrobust.core.errors import ConfigError
 from rlrobust.core.logging import read_metrics
@@ -35,16 +35,6 @@ SMALL = dict(
 
 
 # ----------------------------------------------------------------------------- search
-def test_masked_model_min_ignores_invalid_models():
-    q = torch.tensor([[1.0, 5.0, 2.0], [3.0, 0.0, 9.0]])
-    valid = torch.tensor([[False, True, False], [True, False, False]])
-    value, index, any_valid = masked_model_min(q, valid)
-    assert value[:2].tolist() == [3.0, 5.0] and value[2] == float("inf")
-    assert index[:2].tolist() == [1, 0] and any_valid.tolist() == [True, True, False]
-    with pytest.raises(ValueError, match="M, B"):
-        masked_model_min(q, valid[0])
-
-
 @pytest.mark.parametrize("method", ["grid", "cmaes"])
 def test_monotone_return_search_finds_the_worst_bound(method):
     lo, hi = 0.5, 3.0
