@@ -182,7 +182,7 @@ def summarize(root: Path) -> dict[str, Any]:
         pooled = results[0]
         pooled.returns = np.concatenate([r.returns for r in results], axis=1)  # seeds pooled per point
         pooled.lengths = np.concatenate([r.lengths for r in results], axis=1)
-        pooled.suite = f"{pooled.suite} {m} (seeds {', '.join(map(str, per_method[m]['seeds']))})"
+        pooled.suite = f"{m}, seeds {', '.join(map(str, per_method[m]['seeds']))}"  # the plot's title
         pooled.plot(root / f"heatmap_{m}.png")
     summary = {"rows": rows, "per_method": per_method}
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
