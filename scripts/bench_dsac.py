@@ -25,6 +25,7 @@ from rlrobust.core.collector import Collector, make_vector_env
 from rlrobust.core.episodes import run_episodes
 from rlrobust.core.registry import make_agent
 from rlrobust.core.replay import ReplayBuffer
+from rlrobust.evaluation import summarize_runs
 
 #: the settings shared by every speed measurement (SB3 SAC's names)
 SPEED_SETTINGS: dict[str, Any] = {
@@ -116,9 +117,10 @@ def pendulum_learning(seeds: tuple[int, ...] = (0, 1, 2), total_steps: int = 20_
         agent, _, _ = _run_dsac("Pendulum-v1", total_steps, kwargs["learning_starts"], seed, kwargs)
         results[seed] = {"eval_return": evaluate(agent, "Pendulum-v1", eval_episodes, seed),
                          "seconds": time.perf_counter() - t0}
-    mean = float(np.mean([r["eval_return"] for r in results.values()]))
-    return {"env": "Pendulum-v1", "total_steps": total_steps, "per_seed": results, "mean": mean,
-            "settings": kwargs}
+    finals = [r["eval_return"] for r in results.values()]
+    summary = summarize_runs(finals).to_dict() if len(finals) > 1 else None  # IQM, 95% bootstrap CI
+    return {"env": "Pendulum-v1", "total_steps": total_steps, "per_seed": results, "mean": float(np.mean(finals)),
+            "over_seeds": summary, "settings": kwargs}
 
 
 def main() -> None:

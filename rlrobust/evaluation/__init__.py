@@ -1,7 +1,25 @@
-"""Robustness evaluation over perturbation suites (:func:`evaluate`, :class:`SuiteResult`) and its reports."""
+"""Robustness evaluation over perturbation suites (:func:`evaluate`, :class:`SuiteResult`), its
+reports, and aggregation over seeds with intervals (:mod:`rlrobust.evaluation.stats`)."""
 
 from __future__ import annotations
 
+from rlrobust.evaluation.stats import (
+    RunSummary,
+    bootstrap_ci,
+    iqm,
+    plot_performance_profiles,
+    summarize_runs,
+    summarize_suite_results,
+)
 from rlrobust.evaluation.suite import SuiteResult, evaluate
 
-__all__ = ["SuiteResult", "evaluate"]
+__all__ = [
+    "RunSummary",
+    "SuiteResult",
+    "bootstrap_ci",
+    "evaluate",
+    "iqm",
+    "plot_performance_profiles",
+    "summarize_runs",
+    "summarize_suite_results",
+]
