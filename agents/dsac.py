@@ -366,6 +366,12 @@ class DSAC(AgentBase):
         actions = (torch.tanh(u) * self.actor.scale + self.actor.offset).cpu().numpy()
         return actions[0] if unbatched else actions
 
+    def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action ``(B, act_dim)`` as a differentiable function of ``obs``
+        (what observation attacks push on; ``act(deterministic=True)`` without the no-grad)."""
+        mean, _ = self.actor.distribution_params(obs.float())
+        return torch.tanh(mean) * self.actor.scale + self.actor.offset
+
     def _critic(
         self, net: nn.Module, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -289,6 +289,11 @@ class IQN(AgentBase):
             actions = np.where(explore, self.np_rng.integers(self.n_actions, size=b), actions)
         return np.asarray(actions[0]) if unbatched else actions
 
+    def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
+        """``Q_β(s, ·)`` on the deterministic fraction grid, ``(B, A)``, as a differentiable
+        function of ``obs``: deterministic acting takes its argmax (observation attacks push on it)."""
+        return self.critic.head_q(self.critic.features(obs.float()), self.critic.embed(self._eval_taus))
+
     # ----------------------------------------------------------------- learning
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         """One gradient step of the quantile Huber loss on ``batch``; see the module docstring."""

@@ -26,6 +26,14 @@ _EXPORTS: dict[str, str] = {
     "Suite": "suites",
     "get_suite": "suites",
     "list_suites": "suites",
+    "describe_suites": "suites",
+    # observation_disruption.py, reward_disruption.py, drift.py: disruptions beyond physics
+    "ObservationNoise": "observation_disruption",
+    "ObservationAttack": "observation_disruption",
+    "observation_spread": "observation_disruption",
+    "differentiable_policy": "observation_disruption",
+    "RewardDisruption": "reward_disruption",
+    "ParameterDrift": "drift",
     # tabular.py: tabular and linear MDPs
     "TabularMDP": "tabular",
     "BatchedTabularMDP": "tabular",

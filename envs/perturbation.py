@@ -43,12 +43,14 @@ Values = dict[str, float]
 Bounds = dict[str, tuple[float, float]]
 AdversaryPolicy = Callable[[Any], Any]
 
-# Index into spawn_seeds(seed, 4): each wrapper kind draws from its own stream, so stacked
-# wrappers seeded with the same reset seed are not correlated with each other or with the env.
-_STREAM = {"params": 0, "dynamic": 1, "force": 2, "action": 3}
+# Index into spawn_seeds(seed, len(_STREAM)): each wrapper kind draws from its own stream, so
+# stacked wrappers seeded with the same reset seed are not correlated with each other or with
+# the env. New streams go at the end: SeedSequence's first words do not depend on the count.
+_STREAM = {"params": 0, "dynamic": 1, "force": 2, "action": 3, "observation": 4, "attack": 5, "reward": 6}
 
 
-def _generator(seed: int | None, stream: str) -> np.random.Generator:
+def stream_generator(seed: int | None, stream: str) -> np.random.Generator:
+    """The generator of one wrapper kind (``stream``, a key of ``_STREAM``) for reset seed ``seed``."""
     if seed is None:  # unseeded first reset: fresh entropy, as Gymnasium does for np_random
         return np_random(None)[0]
     return numpy_generator(spawn_seeds(seed, len(_STREAM))[_STREAM[stream]])
@@ -223,7 +225,7 @@ class ParameterPerturbation(_StateFields, _ParameterWrapper, gym.utils.RecordCon
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if seed is not None or self._rng is None:
-            self._rng = _generator(seed, "params")
+            self._rng = stream_generator(seed, "params")
         options = dict(options or {})
         episode = dict(self._fixed)
         if "params" in options:
@@ -279,7 +281,7 @@ class DynamicParameterAdversary(_StateFields, _AdversaryMixin, _ParameterWrapper
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if seed is not None or self._rng is None:
-            self._rng = _generator(seed, "dynamic")
+            self._rng = stream_generator(seed, "dynamic")
         self.physical.restore()
         self._active = {}
         self._obs, info = self.env.reset(seed=seed, options=options)
@@ -362,7 +364,7 @@ class ExternalForceAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.uti
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if seed is not None or self._rng is None:
-            self._rng = _generator(seed, "force")
+            self._rng = stream_generator(seed, "force")
         self._obs, info = self.env.reset(seed=seed, options=options)
         # A held push persists across resets; a policy's push is chosen at the next step.
         self._apply_forces(self._adversary_action(self.adversary_action_space) if self._adversary is None else None)
@@ -402,7 +404,7 @@ class _ActionAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.utils.Rec
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         if seed is not None or self._rng is None:
-            self._rng = _generator(seed, "action")
+            self._rng = stream_generator(seed, "action")
         self._obs, info = self.env.reset(seed=seed, options=options)
         return self._obs, info
 
@@ -490,7 +492,15 @@ class ProbabilisticActionAdversary(_ActionAdversary):
 # make_env: the one entry point the trainer, the evaluator and the configs use.
 # ---------------------------------------------------------------------------------------------
 
-_KINDS = ("none", "static", "random", "dynamic", "force", "noisy_action", "probabilistic_action")
+# Disruptions of what the agent observes or is paid, and time-varying physics: kind ->
+# (module of rlrobust.envs, wrapper class); a spec's other keys are the wrapper's keyword arguments.
+_DISRUPTIONS = {
+    "observation_noise": ("observation_disruption", "ObservationNoise"),
+    "observation_attack": ("observation_disruption", "ObservationAttack"),
+    "reward": ("reward_disruption", "RewardDisruption"),
+    "drift": ("drift", "ParameterDrift"),
+}
+_KINDS = ("none", "static", "random", "dynamic", "force", "noisy_action", "probabilistic_action", *_DISRUPTIONS)
 _KEYS = {
     "none": set(),
     "static": {"suite", "values", "bounds"},
@@ -549,6 +559,8 @@ def apply_perturbation(env: gym.Env, perturbation: Any, env_id: str = "") -> gym
     if kind not in _KINDS:
         raise ConfigError(f"unknown perturbation kind {kind!r}; valid: {choices(_KINDS)}")
     spec.pop("name", None)  # a free-form label the configs may carry
+    if kind in _DISRUPTIONS:
+        return _disruption(env, kind, spec)
     unknown = set(spec) - _KEYS[kind]
     if unknown:
         raise ConfigError(f"unknown key(s) {choices(unknown)} for perturbation kind {kind!r}; valid: {choices(_KEYS[kind])}")
@@ -578,6 +590,19 @@ def apply_perturbation(env: gym.Env, perturbation: Any, env_id: str = "") -> gym
     return cls(env, alpha=float(spec.get("alpha", 0.1)), adversary=_adversary_from_config(spec.get("adversary", "random")))
 
 
+def _disruption(env: gym.Env, kind: str, spec: dict[str, Any]) -> gym.Env:
+    """``kind``'s wrapper around ``env`` with the spec's keys as its keyword arguments."""
+    import inspect
+
+    module, name = _DISRUPTIONS[kind]
+    cls = getattr(importlib.import_module(f"rlrobust.envs.{module}"), name)
+    valid = [p for p in inspect.signature(cls).parameters if p != "env"]
+    unknown = set(spec) - set(valid)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {choices(unknown)} for perturbation kind {kind!r}; valid: {choices(valid)}")
+    return cls(env, **spec)
+
+
 def make_env(env_id: str, perturbation: Any = None, **kwargs: Any) -> gym.Env:
     """``gym.make(env_id, **kwargs)`` plus the wrappers described by ``perturbation``.
 
@@ -592,6 +617,10 @@ def make_env(env_id: str, perturbation: Any = None, **kwargs: Any) -> gym.Env:
       ``adversary`` (null = set later via ``set_adversary``, ``random``, or ``module:callable``).
     * ``force``: ``bodies``, ``max_force`` (3.0), ``axes`` (``xyz``), ``adversary``.
     * ``noisy_action`` / ``probabilistic_action``: ``alpha`` (0.1), ``adversary`` (``random``).
+    * ``observation_noise``, ``observation_attack``
+      (:mod:`rlrobust.envs.observation_disruption`), ``reward``
+      (:mod:`rlrobust.envs.reward_disruption`), ``drift`` (:mod:`rlrobust.envs.drift`): the
+      other keys are the wrapper's keyword arguments (``scale``, ``eps``, ``bounds``, ...).
 
     Raises:
         ConfigError: unknown kind or key.

@@ -1,4 +1,5 @@
-"""Perturbation suites: a task plus a box over its named physical parameters.
+"""Perturbation suites: a task plus a box over its named physical parameters, or over the
+strength of a disruption (observation noise, observation attack, parameter drift).
 
 The MuJoCo boxes are RRLS's 1d/2d/3d uncertainty sets (M2TD3, Tanabe et al. 2022; RRLS
 ``XxxParamsBound``; ``algorithms.md`` §9.1), with parameter names from
@@ -13,7 +14,17 @@ Kept as published even where the nominal model lies outside the box: Hopper's to
 3.67 is above [0.1, 3.0] and its thigh mass 4.06 above [0.1, 4.0] (``hopper-2d``/``-3d``).
 
 ``cartpole-2d`` and ``pendulum-1d`` are small classic-control suites for fast tests and the
-demo. Nothing here builds an environment at import time; :meth:`Suite.make_env` builds one.
+demo.
+
+Disruption suites (``disruption`` set) vary one setting of a wrapper, from 0 (the undisturbed
+task) upwards: the noise ``scale`` of :class:`~rlrobust.envs.observation_disruption.ObservationNoise`
+(``*-obs-noise``), the radius ``eps`` of an
+:class:`~rlrobust.envs.observation_disruption.ObservationAttack` on the evaluated policy
+(``*-attack``; the evaluator hands the policy to the env), or the ``rate`` of a
+:class:`~rlrobust.envs.drift.ParameterDrift` (``*-drift``). Their absolute noise scales and
+radii are in observation units.
+
+Nothing here builds an environment at import time; :meth:`Suite.make_env` builds one.
 """
 
 from __future__ import annotations
@@ -40,6 +51,9 @@ class Suite:
         bounds: ``{parameter: (low, high)}`` in dimension order.
         points_per_dim: default grid resolution (10 as in RRLS).
         source: where the box comes from.
+        disruption: None for a box over physical parameters; else the :func:`make_env` spec of
+            the disruption (``{"kind": "observation_noise", ...}``) whose settings ``bounds`` varies.
+        description: one line on what the suite varies (:func:`describe_suites`).
     """
 
     id: str
@@ -47,6 +61,8 @@ class Suite:
     bounds: Mapping[str, tuple[float, float]]
     points_per_dim: int = 10
     source: str = ""
+    disruption: Mapping[str, Any] | None = None
+    description: str = ""
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +72,22 @@ class Suite:
     def dims(self) -> int:
         """Number of perturbed parameters."""
         return len(self.names)
+
+    @property
+    def kind(self) -> str:
+        """``"parameters"`` (a physical box) or the disruption's kind (``"observation_noise"``, ...)."""
+        return "parameters" if self.disruption is None else str(self.disruption["kind"])
+
+    @property
+    def needs_policy(self) -> bool:
+        """True when the env must know the evaluated policy (an observation attack)."""
+        return self.kind == "observation_attack"
+
+    def summary(self) -> str:
+        """One line: the id, the task and what varies over which range."""
+        ranges = " x ".join(f"{n} [{lo:g}, {hi:g}]" for n, (lo, hi) in self.bounds.items())
+        what = self.description or ("physical parameters " + ranges)
+        return f"{self.id}: {self.env_id}, {what}" + ("" if self.description == "" else f"; {ranges}")
 
     def grid(self, points_per_dim: int | None = None) -> list[dict[str, float]]:
         """Every point of the regular grid, both bounds included, first dimension slowest."""
@@ -82,11 +114,29 @@ class Suite:
             raise PerturbationError(f"suite {self.id!r} is for {self.env_id}, not {env_id}; suites for "
                                     f"{env_id}: {choices(s for s in _SUITES if task(_SUITES[s].env_id) == task(env_id)) or 'none'}")
 
-    def make_env(self, **kwargs: Any) -> gym.Env:
-        """The task wrapped in a :class:`ParameterPerturbation` restricted to this box."""
+    def make_env(self, *, policy: Any = None, **kwargs: Any) -> gym.Env:
+        """The task wrapped in a :class:`ParameterPerturbation` restricted to this box, or in
+        this suite's disruption (attacking ``policy`` for an observation-attack suite).
+        ``kwargs`` go to ``gym.make``."""
         from rlrobust.envs.perturbation import make_env
 
-        return make_env(self.env_id, {"kind": "static", "suite": self.id}, **kwargs)
+        if self.disruption is None:
+            return make_env(self.env_id, {"kind": "static", "suite": self.id}, **kwargs)
+        env = make_env(self.env_id, dict(self.disruption), **kwargs)
+        if self.needs_policy:
+            if policy is None:
+                env.close()
+                raise PerturbationError(f"suite {self.id!r} attacks the evaluated policy: pass policy=...")
+            env.set_policy(policy)  # type: ignore[attr-defined]
+        return env
+
+    def set_point(self, env: gym.Env, point: Mapping[str, float]) -> None:
+        """Put an env from :meth:`make_env` at one point of the grid (physical parameters are
+        first restored to nominal; a disruption's setting is replaced)."""
+        if self.disruption is None:
+            env.set_params(**point)  # type: ignore[attr-defined]
+        else:
+            env.set_disruption(**point)  # type: ignore[attr-defined]
 
 
 _RRLS = "RRLS XxxParamsBound (M2TD3 sets)"
@@ -122,9 +172,43 @@ _SUITES: dict[str, Suite] = {
 }
 
 
+def _disruption_suites() -> dict[str, Suite]:
+    obs_noise = "Gaussian observation noise of std `scale` on every dimension"
+    attack = "PGD attack (10 steps) on the evaluated policy within an l-inf ball of radius `eps`"
+    drift = "linear drift within each episode at `rate` (end reached at step 1/rate)"
+    source = "rlrobust (Robust-Gymnasium-style disruption)"
+    suites = [
+        Suite("cartpole-obs-noise", "CartPole-v1", {"scale": (0.0, 0.5)}, 6, source,
+              {"kind": "observation_noise", "distribution": "gaussian"}, obs_noise),
+        Suite("hopper-obs-noise", "Hopper-v5", {"scale": (0.0, 0.2)}, 6, source,
+              {"kind": "observation_noise", "distribution": "gaussian"}, obs_noise),
+        Suite("invertedpendulum-obs-noise", "InvertedPendulum-v5", {"scale": (0.0, 0.5)}, 6, source,
+              {"kind": "observation_noise", "distribution": "gaussian"}, obs_noise),
+        Suite("cartpole-attack", "CartPole-v1", {"eps": (0.0, 0.2)}, 5, source,
+              {"kind": "observation_attack", "method": "pgd", "steps": 10}, attack),
+        Suite("hopper-attack", "Hopper-v5", {"eps": (0.0, 0.1)}, 5, source,
+              {"kind": "observation_attack", "method": "pgd", "steps": 10}, attack),
+        Suite("cartpole-drift", "CartPole-v1", {"rate": (0.0, 0.02)}, 5, source,
+              {"kind": "drift", "schedule": "linear", "bounds": {"masspole": (0.1, 1.0), "length": (0.5, 1.5)}},
+              drift + " of pole mass 0.1 -> 1.0 and pole half-length 0.5 -> 1.5"),
+        Suite("hopper-drift", "Hopper-v5", {"rate": (0.0, 0.01)}, 5, source,
+              {"kind": "drift", "schedule": "linear", "bounds": {"friction": (1.0, 0.1)}},
+              drift + " of floor friction 1.0 -> 0.1"),
+    ]
+    return {s.id: s for s in suites}
+
+
+_SUITES.update(_disruption_suites())
+
+
 def list_suites() -> list[str]:
-    """Registered suite ids, sorted."""
+    """Registered suite ids, sorted (:func:`describe_suites` says what each varies)."""
     return sorted(_SUITES)
+
+
+def describe_suites() -> str:
+    """Every registered suite on one line: id, task, what varies over which range."""
+    return "\n".join(_SUITES[i].summary() for i in list_suites())
 
 
 def get_suite(suite_id: str | Suite) -> Suite:

@@ -6,7 +6,7 @@ Usage: ``OMP_NUM_THREADS=1 python scripts/benchmark.py <name> [options]``; ``--h
 name               what it measures
 =================  =========================================================================
 iqn-speed          env-steps/s learning CartPole-v1: rlrobust IQN (trainer) vs sb3-contrib QR-DQN
-iqn-learning       IQN on CartPole-v1: best evaluation return within 50k env steps, 5 seeds
+iqn-learning       IQN on CartPole-v1: the final policy after 50k env steps, 5 seeds (resumable)
 dsac-speed         env-steps/s learning HalfCheetah-v5: DSAC (trainer) vs SB3 SAC vs sb3-contrib TQC
 dsac-profile       one DSAC update vs its networks' passes vs their matmuls vs SB3 SAC's update
 dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3 seeds
@@ -245,16 +245,56 @@ def _learning_curve(agent_name: str, env_id: str, steps: int, seed: int, eval_in
         return [(r["step"], r["eval/return_mean"]) for r in read_metrics(run_dir) if "eval/return_mean" in r]
 
 
+def _preset_agent(preset: str) -> dict[str, Any]:
+    """The ``agent:`` block of ``conf/experiment/<preset>.yaml`` ({} for ``none``: the defaults)."""
+    import yaml
+
+    if preset == "none":
+        return {}
+    return dict(yaml.safe_load((HERE.parent / "conf" / "experiment" / f"{preset}.yaml").read_text())["agent"])
+
+
 def iqn_learning(seeds: int = 5, steps: int = 50_000, eval_interval: int = 2500, eval_episodes: int = 10,
-                 threshold: float = 475.0) -> dict[str, Any]:
-    """IQN (conf/agent/iqn.yaml defaults) on CartPole-v1: does each seed's evaluation return
-    reach ``threshold`` within ``steps`` env steps? (deterministic policy, 10 episodes per eval)."""
-    curves = {s: _learning_curve("iqn", "CartPole-v1", steps, s, eval_interval, eval_episodes, {}) for s in range(seeds)}
-    reached = {s: next((step for step, ret in c if ret >= threshold), None) for s, c in curves.items()}
-    return {"curves": curves, "first_step_reaching_threshold": reached,
-            "seeds_reaching": sum(v is not None for v in reached.values()), "seeds": seeds,
+                 threshold: float = 475.0, preset: str = "iqn_cartpole",
+                 runs_dir: str = "runs/benchmarks/iqn-learning") -> dict[str, Any]:
+    """IQN on CartPole-v1 with ``conf/experiment/<preset>.yaml`` (``none``: conf/agent/iqn.yaml
+    defaults): the FINAL policy's return after ``steps`` env steps (``eval_episodes``
+    deterministic episodes) per seed, and the evaluation curve every ``eval_interval`` steps.
+
+    Resumable: one ordinary run dir per seed under ``runs_dir/<preset>/seed<k>``; a finished run
+    (final_evaluation.json written) is read back, an interrupted one resumes from its checkpoint.
+    The final policy is also scored by an independent loop (the final checkpoint, reloaded, on
+    reset seeds 10_000 + k)."""
+    import rlrobust
+    from rlrobust.core.checkpoint import load_agent
+    from rlrobust.core.episodes import run_episodes
+    from rlrobust.core.logging import read_metrics
+    from rlrobust.evaluation.policies import AgentPolicy
+
+    torch.set_num_threads(1)
+    agent_kwargs = _preset_agent(preset)
+    per_seed: dict[int, dict[str, Any]] = {}
+    for seed in range(seeds):
+        run_dir = Path(runs_dir) / preset / f"seed{seed}"
+        final_path = run_dir / "final_evaluation.json"
+        if not final_path.exists():
+            rlrobust.train("iqn", "CartPole-v1", total_steps=steps, seed=seed, run_dir=run_dir,
+                           agent_kwargs=agent_kwargs, eval_interval=eval_interval, eval_episodes=eval_episodes,
+                           final_eval_episodes=eval_episodes, checkpoint_interval=10_000, progress=False)
+        final = json.loads(final_path.read_text())
+        curve = [(r["step"], r["eval/return_mean"]) for r in read_metrics(run_dir) if "eval/return_mean" in r]
+        final_policy = AgentPolicy(load_agent(run_dir / "checkpoints" / f"step_{steps:09d}"))
+        independent, _ = run_episodes(gym.make("CartPole-v1"), final_policy, [10_000 + k for k in range(eval_episodes)])
+        per_seed[seed] = {"final": final["eval/return_mean"], "final_independent": float(np.mean(independent)),
+                          "curve": curve, "steps_per_second": final.get("time/steps_per_second")}
+        print(f"seed {seed}: final {per_seed[seed]['final']:.1f} (independent loop "
+              f"{per_seed[seed]['final_independent']:.1f})", file=sys.stderr, flush=True)
+    return {"per_seed": per_seed,
+            "seeds_final_at_threshold": sum(v["final"] >= threshold for v in per_seed.values()),
+            "seeds": seeds,
             "settings": dict(env="CartPole-v1", steps=steps, eval_interval=eval_interval,
-                             eval_episodes=eval_episodes, threshold=threshold, agent="conf/agent/iqn.yaml defaults")}
+                             eval_episodes=eval_episodes, threshold=threshold,
+                             agent=f"conf/agent/iqn.yaml + conf/experiment/{preset}.yaml {agent_kwargs}")}
 
 
 def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) -> dict[str, Any]:

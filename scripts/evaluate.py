@@ -4,10 +4,11 @@
     python scripts/evaluate.py checkpoint=runs/<run>/checkpoints/best suite=hopper-2d
     python scripts/evaluate.py checkpoint=model.zip suite=cartpole-2d points_per_dim=3 episodes=2
     python scripts/evaluate.py checkpoint=<ckpt> suite=hopper-2d backend=warp device=cuda   # pip install 'rlrobust[warp]'
+    python scripts/evaluate.py checkpoint=model.zip suite=hopper-attack   # PGD on the policy itself
 
 ``checkpoint`` is a run dir (its newest verified checkpoint), a checkpoint folder
 (``checkpoints/step_000050000``, ``checkpoints/best``) or an SB3 ``.zip``. ``--help`` lists the
-suites. A policy that does not fit the suite's env is refused before any work; a library error
+suites, one line each. A policy that does not fit the suite's env is refused before any work; a library error
 prints one line and exits with status 1 (``HYDRA_FULL_ERROR=1`` or ``debug=true`` for the
 traceback); Ctrl-C stops the workers and exits with status 130.
 """

@@ -47,11 +47,11 @@ def readable_errors(debug: bool = False) -> Iterator[None]:
 
 def register_help_resolvers() -> None:
     """OmegaConf resolvers the scripts' ``--help`` templates use to list choices that are not
-    config groups: ``${rlrobust.suites:}`` (suite ids) and ``${rlrobust.agents:}``."""
+    config groups: ``${rlrobust.suites:}`` (every suite, one line each) and ``${rlrobust.agents:}``."""
     from omegaconf import OmegaConf
 
     from rlrobust.core.registry import list_agents
-    from rlrobust.envs.suites import list_suites
+    from rlrobust.envs.suites import describe_suites
 
-    OmegaConf.register_new_resolver("rlrobust.suites", lambda: ", ".join(list_suites()), replace=True)
+    OmegaConf.register_new_resolver("rlrobust.suites", describe_suites, replace=True)
     OmegaConf.register_new_resolver("rlrobust.agents", lambda: ", ".join(list_agents()), replace=True)

@@ -244,17 +244,20 @@ def evaluate_on_suite(agent: Any, cfg: DictConfig, run_dir: Path, suite: str) ->
     """Robustness evaluation at the end of a run; writes the report into ``run_dir/evaluation``."""
     import json
 
+    from rlrobust.evaluation.reports import format_report
     from rlrobust.evaluation.suite import evaluate
 
     ev = cfg.evaluation
     result = evaluate(agent, suite, episodes=int(ev.episodes), seed=int(cfg.seed),
                       points_per_dim=ev.get("points_per_dim"), workers=ev.get("workers"))
     out = run_dir / "evaluation"
-    result.save(out)
+    paths = result.save(out)
     summary = {f"suite/{k}": float(v) for k, v in result.summary().items()}
     final_path = run_dir / "final_evaluation.json"
     final = json.loads(final_path.read_text()) if final_path.exists() else {}
+    nominal = final.get("eval/return_mean")
     final.update(summary)
     final_path.write_text(json.dumps(final, indent=2))
     print(result)
+    print(format_report(result, nominal, paths["plot"]))
     return summary

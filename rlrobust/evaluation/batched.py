@@ -26,7 +26,8 @@ def supported_suites() -> list[str]:
     """The suites whose task the batched backend simulates."""
     from rlrobust.envs.batched.tasks import TASKS
 
-    return [s for s in list_suites() if get_suite(s).env_id in TASKS]
+    # Physical boxes only: a disruption suite's grid is not a set of model parameters.
+    return [s for s in list_suites() if get_suite(s).env_id in TASKS and get_suite(s).disruption is None]
 
 
 def check_backend(backend: str, suite: Suite) -> None:

@@ -1,9 +1,10 @@
 """Reports of a :class:`~rlrobust.evaluation.suite.SuiteResult`: CSV, JSON, plots, TensorBoard, text.
 
 Plots use matplotlib's Agg backend (no display needed). A 2-D grid gives a heatmap of the
-mean return; a 1-D suite a curve with a +-std band; for 3-D grids the heatmap shows the first
-two dimensions with the *worst* mean over the remaining ones; sampled (non-grid) points give a
-scatter coloured by mean return.
+mean return, one cell centred on each grid value; a 1-D suite a curve with a +-std band; for
+3-D grids the heatmap shows the first two dimensions with the *worst* mean over the remaining
+ones; sampled (non-grid) points give a scatter coloured by mean return. Parameter suites mark
+the nominal model (a star, or a dashed line on a curve) where it lies in the plotted range.
 """
 
 from __future__ import annotations
@@ -71,6 +72,28 @@ def read_json(path: str | Path) -> SuiteResult:
     )
 
 
+def _nominal(result: SuiteResult) -> dict[str, float]:
+    """Nominal values of the suite's dimensions (physical parameters only; {} otherwise)."""
+    from rlrobust.envs.mujoco_params import perturbable_parameters
+    from rlrobust.envs.suites import get_suite
+
+    try:
+        if get_suite(result.suite).disruption is not None:
+            return {}
+        nominal = perturbable_parameters(result.env_id)
+    except Exception:  # a custom Suite object or an env that cannot be built here: no marker
+        return {}
+    return {n: nominal[n] for n in result.names if n in nominal}
+
+
+def _cell_edges(values: np.ndarray) -> np.ndarray:
+    """Edges of cells centred on sorted grid ``values`` (half-way between neighbours)."""
+    if len(values) == 1:
+        return np.array([values[0] - 0.5, values[0] + 0.5])
+    mids = (values[1:] + values[:-1]) / 2
+    return np.concatenate([[2 * values[0] - mids[0]], mids, [2 * values[-1] - mids[-1]]])
+
+
 def _figure(result: SuiteResult) -> Any:
     import matplotlib
 
@@ -79,6 +102,7 @@ def _figure(result: SuiteResult) -> Any:
 
     means, names = result.point_means, result.names
     pts = np.array([[p[n] for n in names] for p in result.points])
+    nominal = _nominal(result)
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     title = f"{result.suite} ({result.env_id}): worst {result.worst:.1f}, mean {result.mean:.1f}"
     if len(names) == 1:
@@ -86,6 +110,9 @@ def _figure(result: SuiteResult) -> Any:
         x, m, s = pts[order, 0], means[order], result.point_stds[order]
         ax.plot(x, m, marker="o")
         ax.fill_between(x, m - s, m + s, alpha=0.25)
+        if names[0] in nominal and x[0] <= nominal[names[0]] <= x[-1]:
+            ax.axvline(nominal[names[0]], color="k", linestyle="--", linewidth=1, label="nominal")
+            ax.legend()
         ax.set_xlabel(names[0])
         ax.set_ylabel("mean return")
     elif result.grid_shape is None:
@@ -101,9 +128,15 @@ def _figure(result: SuiteResult) -> Any:
             title += f"\n(worst over {', '.join(names[2:])})"
         x0 = np.unique(pts[:, 0])
         x1 = np.unique(pts[:, 1])
-        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis",
-                       extent=(x1[0], x1[-1], x0[0], x0[-1]) if len(x0) > 1 and len(x1) > 1 else None)
-        fig.colorbar(im, ax=ax, label="mean return")
+        # One cell per grid point, centred on it; ticks at the grid values themselves.
+        mesh = ax.pcolormesh(_cell_edges(x1), _cell_edges(x0), grid, cmap="viridis", shading="flat")
+        fig.colorbar(mesh, ax=ax, label="mean return")
+        ax.set_xticks(x1, [f"{v:.3g}" for v in x1])
+        ax.set_yticks(x0, [f"{v:.3g}" for v in x0])
+        if names[0] in nominal and names[1] in nominal:
+            ax.plot(nominal[names[1]], nominal[names[0]], marker="*", markersize=14, color="white",
+                    markeredgecolor="black", linestyle="none", label="nominal")
+            ax.legend(loc="upper right", fontsize=8)
         ax.set_xlabel(names[1])
         ax.set_ylabel(names[0])
     ax.set_title(title, fontsize=9)
@@ -166,6 +199,29 @@ def format_table(result: SuiteResult) -> str:
         cells = [f"{row[n]:.4g}" for n in names] + [f"{row[k]:.2f}" for k in ("mean", "std", "min", "max")]
         cells.append(str(row["episodes"]))
         lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths)))
+    return "\n".join(lines)
+
+
+def format_report(result: SuiteResult, nominal_return: float | None = None,
+                  plot_path: str | Path | None = None) -> str:
+    """A short robustness report: what the suite varies, the nominal return next to the worst
+    case, CVaR and mean over the suite, and where the plot is."""
+    from rlrobust.envs.suites import get_suite
+
+    try:
+        varies = get_suite(result.suite).summary()
+    except Exception:  # a custom Suite object
+        varies = f"{result.suite}: {' x '.join(result.names)}"
+    worst_at = ", ".join(f"{k}={v:.3g}" for k, v in result.worst_point.items())
+    nominal = "" if nominal_return is None else f"nominal return {nominal_return:.1f}  |  "
+    lines = [
+        f"Robustness on {result.suite} ({len(result.points)} points x {result.returns.shape[1]} episodes)",
+        f"  suite   {varies}",
+        f"  return  {nominal}worst case {result.worst:.1f} (at {worst_at})  |  "
+        f"CVaR {result.cvar_alpha:.0%} {result.cvar:.1f}  |  mean {result.mean:.1f}",
+    ]
+    if plot_path is not None:
+        lines.append(f"  plot    {plot_path}")
     return "\n".join(lines)
 
 

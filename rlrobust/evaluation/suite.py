@@ -178,13 +178,14 @@ def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], 
             sys.modules["torch"].set_num_threads(1)
     except Exception:  # pragma: no cover
         pass
-    _WORKER.update(env=suite.make_env(**env_kwargs), policy=policy, seeds=seeds, max_steps=max_steps)
+    _WORKER.update(env=suite.make_env(policy=policy, **env_kwargs), policy=policy, seeds=seeds, max_steps=max_steps,
+                   suite=suite)
 
 
 def _run_point(task: tuple[int, dict[str, float]]) -> tuple[int, list[float], list[int]]:
     index, point = task
     env, policy, seeds = _WORKER["env"], _WORKER["policy"], _WORKER["seeds"]
-    env.set_params(**point)  # restores the nominal model, then applies this point
+    _WORKER["suite"].set_point(env, point)  # parameters: restores the nominal model first
     returns, lengths = run_episodes(env, policy, seeds, _WORKER["max_steps"])
     return index, returns, lengths
 
@@ -202,7 +203,7 @@ def check_policy_fits(policy: Any, suite: str | Suite, env_kwargs: dict[str, Any
     from rlrobust.evaluation.policies import policy_spaces, spaces_fit
 
     suite = get_suite(suite)
-    env = suite.make_env(**dict(env_kwargs or {}))
+    env = suite.make_env(policy=policy, **dict(env_kwargs or {}))
     try:
         recorded = policy_spaces(policy)
         if recorded is not None:
@@ -252,7 +253,8 @@ def _run_points(tasks: list[tuple[int, dict[str, float]]], suite: Suite, fn: Any
     bar = _progress_bar(len(tasks), suite.id, enabled=progress)
     try:
         if workers == 1:
-            _WORKER.update(env=suite.make_env(**env_kwargs), policy=fn, seeds=seeds, max_steps=max_steps)
+            _WORKER.update(env=suite.make_env(policy=fn, **env_kwargs), policy=fn, seeds=seeds, max_steps=max_steps,
+                           suite=suite)
             try:
                 for task in tasks:
                     results.append(_run_point(task))

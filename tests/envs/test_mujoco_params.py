@@ -115,6 +115,8 @@ def _declared() -> list[tuple[str, str, float]]:
     cases = set()
     for suite_id in list_suites():
         suite = get_suite(suite_id)
+        if suite.disruption is not None:  # its box is over a disruption's strength, not physics
+            continue
         for name, (lo, hi) in suite.bounds.items():
             cases |= {(suite.env_id, name, lo), (suite.env_id, name, hi)}
     for env_id in MUJOCO_IDS + CLASSIC_IDS:
