@@ -167,8 +167,10 @@ _SUITES: dict[str, Suite] = {
                                                                  "bthigh_mass": (0.1, 3.0)}, source=_RRLS),
     # Classic control, for fast tests and the demo (nominal: masspole 0.1, length 0.5; m 1.0).
     "cartpole-2d": Suite("cartpole-2d", "CartPole-v1", {"masspole": (0.05, 1.0), "length": (0.25, 1.5)},
-                         source="rlrobust (demo)"),
-    "pendulum-1d": Suite("pendulum-1d", "Pendulum-v1", {"m": (0.5, 2.0)}, source="rlrobust (demo)"),
+                         source="rlrobust (demo)",
+                         description="pole mass x pole half-length (nominal 0.1 x 0.5)"),
+    "pendulum-1d": Suite("pendulum-1d", "Pendulum-v1", {"m": (0.5, 2.0)}, source="rlrobust (demo)",
+                         description="pendulum mass (nominal 1.0)"),
 }
 
 

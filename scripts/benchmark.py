@@ -18,6 +18,7 @@ offline-dataset    the medium Hopper-v5 datasets from scratch: behaviour policy,
 offline            BC/IQL/RIQL/IDQL on clean and 30%-corrupted Hopper data (scripts/bench_offline.py)
 iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (scripts/bench_iwocs.py)
 warp               MuJoCo Warp backend: world-steps/s vs nworld, hopper-2d suite vs CPU (scripts/bench_warp.py)
+risk               risk-averse IQN/DSAC acting under perturbation, resumable (scripts/bench_risk.py)
 =================  =========================================================================
 
 Speed runs alternate the two (or three) learners and repeat, reporting medians of wall-clock
@@ -47,7 +48,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 # name -> (module, the sub-command it runs there, if any)
 DELEGATED = {"evaluation": ("bench_evaluation", []), "robust": ("bench_robust", []), "iwocs": ("bench_iwocs", []),
-             "warp": ("bench_warp", []),
+             "warp": ("bench_warp", []), "risk": ("bench_risk", []),
              "offline-speed": ("bench_offline", ["speed"]), "offline-dataset": ("bench_offline", ["dataset"]),
              "offline": ("bench_offline", ["experiment"])}
 

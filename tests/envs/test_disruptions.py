@@ -265,7 +265,8 @@ def test_every_suite_is_described_on_one_line():
     assert len(lines) == len(list_suites())
     assert {"cartpole-obs-noise", "hopper-obs-noise", "cartpole-attack", "hopper-attack", "cartpole-drift",
             "hopper-drift"} <= set(list_suites())
-    assert any(line.startswith("cartpole-2d: CartPole-v1, physical parameters masspole") for line in lines)
+    assert "cartpole-2d: CartPole-v1, pole mass x pole half-length (nominal 0.1 x 0.5); masspole [0.05, 1] x length [0.25, 1.5]" in lines
+    assert any(line.startswith("hopper-2d: Hopper-v5, physical parameters friction [0.1, 3]") for line in lines)
 
 
 @pytest.mark.parametrize("suite_id", ["cartpole-obs-noise", "cartpole-attack", "cartpole-drift"])
