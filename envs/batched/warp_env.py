@@ -39,7 +39,7 @@ from rlrobust.core.errors import ConfigError, MissingDependencyError, Perturbati
 from rlrobust.envs.batched.tasks import check_task
 from rlrobust.envs.batched.worlds import GRAVITY, WorldParameters
 from rlrobust.envs.mujoco_params import silence_mujoco_warnings
-from rlrobust.envs.perturbation import _generator
+from rlrobust.envs.perturbation import stream_generator
 
 INSTALL_HINT = "pip install 'rlrobust[warp]'"
 _COMPILE_NOTICE: set[str] = set()  # devices whose first-step notice was printed in this process
@@ -209,7 +209,7 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         for i, s in enumerate(seeds):
             if s is not None or self._rngs[i] is None:
                 self._rngs[i] = np_random(s)[0]
-                self._param_rngs[i] = _generator(s, "params")
+                self._param_rngs[i] = stream_generator(s, "params")
         episode = None
         if options and "params" in options:
             given = options["params"]
@@ -283,7 +283,7 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         index = torch.as_tensor(worlds, device=self.torch_device)
         for i in worlds:
             if self._rngs[i] is None:  # never reset with a seed: fresh entropy, as Gymnasium does
-                self._rngs[i], self._param_rngs[i] = np_random(None)[0], _generator(None, "params")
+                self._rngs[i], self._param_rngs[i] = np_random(None)[0], stream_generator(None, "params")
         if episode is None:
             episode = [{} if self.sampler is None else self.sampler(self._param_rngs[i]) for i in worlds]
         if len(episode) != len(worlds):
