@@ -1,4 +1,5 @@
-"""Run logging: TensorBoard events, a ``metrics.jsonl`` file and a progress bar.
+"""Run logging: TensorBoard events, a ``metrics.jsonl`` file, a progress bar, and optional
+metric sinks (experiment trackers, :mod:`rlrobust.core.trackers`) that get every scalar too.
 
 ``metrics.jsonl`` holds one JSON object per logged step. After a resume, rows past the resumed
 step are dropped first, so the file never holds a step twice; a last line torn by a kill in the
@@ -11,18 +12,27 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from rlrobust.core.errors import RlrobustError
 
+if TYPE_CHECKING:
+    from rlrobust.core.trackers import MetricSink
+
 
 class RunLogger:
-    """Writes scalar metrics to TensorBoard and ``metrics.jsonl``; drives the progress bar."""
+    """Writes scalar metrics to TensorBoard, ``metrics.jsonl`` and each sink; drives the progress bar.
 
-    def __init__(self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True) -> None:
+    Sinks are not closed here: whoever opened a tracker closes it (the run also logs its
+    report files to it after training).
+    """
+
+    def __init__(self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True,
+                 sinks: Sequence[MetricSink] = ()) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = Path(run_dir)
@@ -37,6 +47,7 @@ class RunLogger:
         self._last_time = time.perf_counter()
         self._last_step = start_step
         self.steps_per_second = math.nan
+        self.sinks = tuple(sinks)
         # A resumed run continues the row of its start step (e.g. the final evaluation of a run
         # resumed at total_steps merges into it instead of duplicating the step).
         rows = read_metrics(self.run_dir)
@@ -51,6 +62,8 @@ class RunLogger:
         self._last_time, self._last_step = now, step
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, step)
+        for sink in self.sinks:
+            sink.log_metrics(step, metrics)
         if self._last_row is not None and self._last_row["step"] == step:
             # A second call for the same step (e.g. the final evaluation): merge into its row.
             self._last_row.update(metrics)
@@ -62,7 +75,14 @@ class RunLogger:
         with self.metrics_path.open("a") as fh:
             fh.write(json.dumps(self._last_row) + "\n")
 
+    def log_scalar(self, key: str, value: float, step: int) -> None:
+        """One scalar to TensorBoard and the sinks, not to ``metrics.jsonl`` (per-episode returns)."""
+        self.writer.add_scalar(key, value, step)
+        for sink in self.sinks:
+            sink.log_metrics(step, {key: value})
+
     def progress(self, step: int, recent_return: float | None = None) -> None:
+        """Advance the progress bar to ``step``, showing steps/s and the recent training return."""
         self.bar.update(step - self.bar.n)
         postfix: dict[str, Any] = {}
         if not math.isnan(self.steps_per_second):
@@ -77,6 +97,7 @@ class RunLogger:
         tqdm.write(message)
 
     def close(self) -> None:
+        """Close the progress bar and the TensorBoard writer."""
         self.bar.close()
         self.writer.close()
 

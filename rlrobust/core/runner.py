@@ -22,6 +22,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
 from rlrobust.core.registry import list_agents, make_agent
 from rlrobust.core.runlock import hold_run_dir
+from rlrobust.core.trackers import make_tracker, report_files
 from rlrobust.core.trainer import Trainer, TrainResult, settings_from
 
 CONFIG_MODULE = "rlrobust.conf"
@@ -54,6 +55,7 @@ def compose_train_config(
     agent_kwargs: Mapping[str, Any] | None = None,
     trainer_options: Mapping[str, Any] | None = None,
     suite: str | None = None,
+    logger: str | Mapping[str, Any] | None = None,
     top_level: Mapping[str, Any] | None = None,
 ) -> DictConfig:
     """Compose ``conf/train.yaml`` with the given choices and overrides (see module docstring)."""
@@ -68,6 +70,12 @@ def compose_train_config(
         overrides.append(f"env={env}")
     if isinstance(perturbation, str):
         overrides.append(f"perturbation={perturbation}")
+    logger_options = dict(logger) if isinstance(logger, Mapping) else {}
+    logger_name = logger if isinstance(logger, str) else logger_options.pop("name", None)
+    if logger_name is not None:
+        if logger_name not in config_options("logger"):
+            raise ConfigError(f"unknown logger {logger_name!r}; valid: {choices(config_options('logger'))}")
+        overrides.append(f"logger={logger_name}")
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
@@ -84,6 +92,8 @@ def compose_train_config(
         cfg.evaluation.suite = suite
     for key, value in (agent_kwargs or {}).items():
         _set_checked(cfg.agent, key, value, f"hyperparameter of agent {agent!r}")
+    for key, value in logger_options.items():
+        _set_checked(cfg.logger, key, value, f"option of logger {logger_name!r}")
     for key, value in (trainer_options or {}).items():
         _set_checked(cfg.trainer, key, value, "trainer option")
     for key, value in (top_level or {}).items():
@@ -230,13 +240,28 @@ def _build_and_run(cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any,
         from rlrobust.evaluation.suite import check_policy_fits
 
         check_policy_fits(agent, suite)
-    trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset,
-                      run_config=OmegaConf.to_container(cfg, resolve=True), suite=suite,
-                      vector_env_fn=batched_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"),
-                                                        settings.device))
-    result = trainer.run()
-    if suite:
-        result.metrics.update(evaluate_on_suite(result.agent, cfg, run_dir, suite))
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    # An experiment tracker (logger=wandb|mlflow) gets the config now, every scalar during
+    # training, and the report files at the end; it is opened and closed here, around the run.
+    tracker = make_tracker(run_config.get("logger"), run_dir)
+    try:
+        if tracker is not None:
+            tracker.log_config(run_config)
+        vector_env_fn = batched_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"),
+                                            settings.device)
+        trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset, run_config=run_config, suite=suite,
+                          sinks=() if tracker is None else (tracker,), vector_env_fn=vector_env_fn)
+        result = trainer.run()
+        if suite:
+            summary = evaluate_on_suite(result.agent, cfg, run_dir, suite)
+            result.metrics.update(summary)
+            if tracker is not None:
+                tracker.log_metrics(trainer.step, summary)
+        if tracker is not None:
+            tracker.log_files(run_dir, report_files(run_dir))
+    finally:
+        if tracker is not None:
+            tracker.close()
     return result
 
 

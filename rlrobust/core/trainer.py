@@ -35,7 +35,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from rlrobust.core.logging import RunLogger
 from rlrobust.core.replay import ReplayBuffer
 from rlrobust.core.runlock import hold_run_dir
 from rlrobust.core.seeding import spawn_seeds
+from rlrobust.core.trackers import MetricSink
 from rlrobust.core.types import TrainingServices, TransitionBatch
 
 RESUME_MODES = ("auto", "must", "never")
@@ -146,6 +147,7 @@ class Trainer:
         vector_env_fn: ``num_envs -> VectorEnv`` for the training envs (same-step autoreset,
             NumPy outputs), e.g. batched MuJoCo Warp worlds; default: ``num_envs`` copies of
             ``env_fn`` (:func:`~rlrobust.core.collector.make_vector_env`).
+        sinks: metric sinks (experiment trackers) that get every logged scalar; their owner closes them.
     """
 
     def __init__(
@@ -159,12 +161,14 @@ class Trainer:
         run_config: dict[str, Any] | None = None,
         suite: Any = None,
         vector_env_fn: Callable[[int], gym.vector.VectorEnv] | None = None,
+        sinks: Sequence[MetricSink] = (),
     ) -> None:
         settings.validate()
         self.agent, self.env_fn, self.settings = agent, env_fn, settings
         self.vector_env_fn = vector_env_fn
         self.run_dir = Path(run_dir)
         self.dataset, self.run_config, self.suite = dataset, run_config or {}, suite
+        self.sinks = tuple(sinks)
         self.checkpoint_dir = self.run_dir / "checkpoints"
         cfg = agent.config
         self.batch_size = int(getattr(cfg, "batch_size", 256))
@@ -384,7 +388,8 @@ class Trainer:
                 else self.vector_env_fn(s.num_envs))
         collector = Collector(envs, n_step=self.n_step, gamma=self.gamma, seed=self.collector_seed)
         status = self._maybe_resume(buffer, collector)
-        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress)
+        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress,
+                           sinks=self.sinks)
         logger.write(f"{self.agent.name}: {status}; run dir {self.run_dir}")
         if not self._episodes_continue:
             # A fresh start, or a resume whose envs could not be captured: a reset seeded by
@@ -413,7 +418,7 @@ class Trainer:
                 self._sync_training_env(collector, buffer)
                 metrics: dict[str, float] = {}
                 for ep in episodes:
-                    logger.writer.add_scalar("train/episode_return", ep["return"], self.step)
+                    logger.log_scalar("train/episode_return", ep["return"], self.step)
                 if self._crossed(s.log_interval) or self.step == s.total_steps:
                     metrics.update({f"train/{k}": v for k, v in self._last_update.items()})
                     if collector.recent_returns:
@@ -438,7 +443,8 @@ class Trainer:
         if prepare is not None:
             prepare(self.dataset)
         status = self._maybe_resume(buffer, None)
-        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress)
+        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress,
+                           sinks=self.sinks)
         logger.write(f"{self.agent.name}: offline, {len(buffer)} transitions; {status}; run dir {self.run_dir}")
         last: dict[str, float] = {}
         try:
@@ -508,6 +514,7 @@ def train(
     agent_kwargs: Mapping[str, Any] | None = None,
     perturbation: Any = None,
     suite: str | None = None,
+    logger: str | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train an agent; the Python twin of ``python scripts/train.py``.
@@ -529,6 +536,8 @@ def train(
         perturbation: a ``conf/perturbation`` option name or mapping (training under
             perturbation, e.g. domain randomization).
         suite: a perturbation suite id; the final evaluation also runs on it.
+        logger: an experiment tracker, ``conf/logger`` option name (``"wandb"``, ``"mlflow"``) or
+            a mapping of its options with ``name``; default ``"tensorboard"`` (no tracker).
         **options: trainer settings (:class:`TrainerSettings`), e.g. ``num_envs=4``.
     """
     from rlrobust.core.runner import compose_train_config, run_from_config
@@ -543,6 +552,7 @@ def train(
         agent_kwargs=agent_kwargs,
         trainer_options=options,
         suite=suite,
+        logger=logger,
         top_level=overrides,
         dataset=dataset if isinstance(dataset, str) else None,
     )

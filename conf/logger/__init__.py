@@ -1,0 +1,1 @@
+"""Hydra configs shipped as package data (loadable as ``pkg://rlrobust.conf``)."""
