@@ -225,6 +225,7 @@ class RIQL(AgentBase):
 
     # ----------------------------------------------------------------- differentiable views
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations normalized with the dataset's statistics (identity without ``normalize_obs``)."""
         return (obs - self.obs_mean) / self.obs_std if self.config.normalize_obs else obs
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,7 @@ class ParameterInfo:
     maximum: float = math.inf
 
     def check(self, value: float, env_label: str) -> float:
+        """``value`` as a float if it is valid for this parameter, else PerturbationError."""
         value = float(value)
         ok = value > 0 if self.positive else value >= 0
         if not (ok and math.isfinite(value) and value <= self.maximum):

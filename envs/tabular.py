@@ -138,6 +138,7 @@ class BatchedTabularMDP:
         self.elapsed = 0
 
     def generative_model(self) -> GenerativeModel:
+        """The shared next-state sampler of the copies."""
         return self.model
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
@@ -232,6 +233,7 @@ class LinearMDP(TabularMDP):
 
     @property
     def dim(self) -> int:
+        """Feature dimension d."""
         return int(self.theta.shape[0])
 
     @classmethod

@@ -63,6 +63,7 @@ class AgentBase:
         raise NotImplementedError
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Every optimizer of the agent, by name (checkpointed with the networks)."""
         return {}
 
     def diagnostics(self, batch: Any) -> dict[str, float]:
@@ -75,6 +76,7 @@ class AgentBase:
         return {}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`extra_state`; the default accepts only an empty state."""
         if state:
             raise CheckpointError(f"unexpected extra state keys {sorted(state)} for agent {self.name!r}")
 
@@ -110,12 +112,14 @@ class AgentBase:
 
     @staticmethod
     def require_discrete_actions(agent: str, space: gym.Space) -> int:
+        """The number of actions of a ``Discrete`` space; any other space raises SpaceError."""
         if not isinstance(space, gym.spaces.Discrete):
             raise SpaceError(f"agent {agent!r} needs a Discrete action space, got {space}")
         return int(space.n)
 
     @staticmethod
     def require_box_actions(agent: str, space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` of a bounded ``Box`` action space; any other space raises SpaceError."""
         if not isinstance(space, gym.spaces.Box):
             raise SpaceError(f"agent {agent!r} needs a continuous Box action space, got {space}")
         if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
@@ -134,12 +138,14 @@ class AgentBase:
 
     @staticmethod
     def require_vector_obs(agent: str, space: gym.Space) -> int:
+        """The size of a 1-D ``Box`` observation space; any other space raises SpaceError."""
         if not isinstance(space, gym.spaces.Box) or len(space.shape or ()) != 1:
             raise SpaceError(f"agent {agent!r} needs a 1-D Box observation space (a vector), got {space}")
         return int(space.shape[0])
 
     # ----------------------------------------------------------------- the protocol
     def state_dict(self) -> dict[str, Any]:
+        """Networks (targets included), optimizers, the update counter, RNG states and extra state."""
         return {
             "agent": self.name,
             "num_updates": self.num_updates,
@@ -150,6 +156,7 @@ class AgentBase:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`; every key or shape problem is reported before anything changes."""
         if state.get("agent", self.name) != self.name:
             raise CheckpointError(
                 f"checkpoint holds agent {state.get('agent')!r}, cannot load it into agent {self.name!r}"

@@ -44,10 +44,12 @@ def _library_version() -> str:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
+    """An agent config (dataclass or mapping) as a plain dict."""
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
 def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a config dict (16 hex digits of its sorted-key JSON's SHA-256)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -167,6 +167,7 @@ class Collector:
         return True
 
     def close(self) -> None:
+        """Close the vector env."""
         self.envs.close()
 
 

@@ -138,6 +138,7 @@ class TanhGaussianActor(nn.Module):
         self.register_buffer("offset", (high + low).float() / 2.0)
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and (bounded) log-std of the Gaussian before the tanh squashing."""
         h = self.trunk(obs)
         lo, hi = self.log_std_bounds
         return self.mean(h), self.log_std(h).clamp(lo, hi)

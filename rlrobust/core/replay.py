@@ -156,6 +156,7 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`; the capacity must match."""
         if int(state["capacity"]) != self.capacity:
             raise ConfigError(f"replay capacity {self.capacity} differs from the checkpoint's {state['capacity']}")
         self.storage = {}
@@ -234,7 +235,9 @@ class NStepAccumulator:
         }
 
     def state_dict(self) -> dict[str, Any]:
+        """The pending n-step windows of every sub-env."""
         return {"windows": [list(w) for w in self.windows]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
         self.windows = [deque(w) for w in state["windows"]]

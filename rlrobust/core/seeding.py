@@ -40,4 +40,5 @@ def numpy_state(gen: np.random.Generator) -> dict:
 
 
 def set_numpy_state(gen: np.random.Generator, state: dict) -> None:
+    """Restore a generator's bit-generator state (inverse of :func:`numpy_state`)."""
     gen.bit_generator.state = state

@@ -192,6 +192,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ services
     def services(self) -> TrainingServices:
+        """The :class:`TrainingServices` this run can offer an agent (see ``attach``)."""
         probe = self.env_fn()
         unwrapped = probe.unwrapped
         model = None
@@ -344,6 +345,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loops
     def run(self) -> TrainResult:
+        """Train (resuming when the run dir has a checkpoint), then evaluate; see the module docstring."""
         if self.settings.torch_threads:
             torch.set_num_threads(int(self.settings.torch_threads))
         with hold_run_dir(self.run_dir):  # one writer per run dir (re-entrant for run_from_config)

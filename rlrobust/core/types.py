@@ -48,6 +48,7 @@ class TransitionBatch:
         return int(self.rewards.shape[0])
 
     def to(self, device: str | torch.device) -> TransitionBatch:
+        """A copy with every tensor (extras included) on ``device``."""
         moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "extras"}
         return TransitionBatch(**moved, extras={k: v.to(device) for k, v in self.extras.items()})
 
