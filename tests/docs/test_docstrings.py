@@ -6,11 +6,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
+from pathlib import Path
 
 from rlrobust.core.agent_base import AgentBase
 from rlrobust.core.types import Agent
 
 PACKAGES = ("rlrobust", "rlrobust.agents", "rlrobust.envs")
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
 
 
 def public_modules() -> list[str]:
@@ -57,3 +60,10 @@ def test_the_walk_covers_the_agents_and_envs():
 
 def test_every_public_object_has_a_docstring():
     assert undocumented() == []
+
+
+def test_the_api_reference_renders_every_public_module():
+    rendered = set()
+    for page in REFERENCE.glob("*.md"):
+        rendered.update(re.findall(r"^::: ([\w.]+)", page.read_text(), flags=re.M))
+    assert sorted(set(public_modules()) - rendered) == []
