@@ -102,6 +102,7 @@ class TabularMDP(gym.Env):
         return self.state
 
     def restore_state(self, state: int) -> None:
+        """Continue from a state returned by :meth:`capture_state`."""
         self.state = int(state)
 
     def tabular_model(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -329,6 +329,7 @@ class HostArrays(gym.vector.VectorWrapper):
     step; consumers that stay on the device should use the torch env directly."""
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Forwarded to the batched env (:meth:`WarpVectorEnv.call`)."""
         return self.env.call(name, *args, **kwargs)
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
