@@ -43,8 +43,8 @@ __all__ = [
 
 
 def train(*args: Any, **kwargs: Any) -> Any:
-    """Train an agent; see :func:`rlrobust.core.trainer.train`."""
-    from rlrobust.core.trainer import train as _train
+    """Train an agent; see :func:`rlrobust.core.runner.train`."""
+    from rlrobust.core.runner import train as _train
 
     return _train(*args, **kwargs)
 

@@ -1,5 +1,5 @@
 """From a Hydra config to a finished run: the one code path behind ``scripts/train.py`` and
-:func:`rlrobust.train`.
+:func:`rlrobust.train` (:func:`train`, here).
 
 ``compose_train_config`` builds the config from ``conf/train.yaml`` (shipped as the package
 ``rlrobust.conf``) with the same validation as the CLI: struct mode rejects a typo'd key, and
@@ -286,3 +286,63 @@ def evaluate_on_suite(agent: Any, cfg: DictConfig, run_dir: Path, suite: str) ->
     print(result)
     print(format_report(result, nominal, paths["plot"]))
     return summary
+
+
+def train(
+    agent: Any,
+    env: Any = None,
+    *,
+    total_steps: int,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    dataset: Any = None,
+    agent_kwargs: Mapping[str, Any] | None = None,
+    perturbation: Any = None,
+    suite: str | None = None,
+    logger: str | Mapping[str, Any] | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train an agent; the Python twin of ``python scripts/train.py``.
+
+    It composes the same Hydra config as the CLI (``conf/train.yaml``) and runs it, so the
+    defaults and validation are the CLI's.
+
+    Args:
+        agent: a registered agent name (``"iqn"``) or an agent instance.
+        env: a gymnasium id (``"CartPole-v1"``), a ``conf/env`` option name (``"cartpole"``), a
+            ``gym.Env`` instance (``num_envs=1`` only) or a factory returning a fresh env; None
+            with a dataset: the env recovered from the dataset's metadata.
+        total_steps: env steps online, gradient steps offline.
+        seed: the run seed.
+        run_dir: output folder (default ``runs/<agent>-<env>-seed<seed>``); an existing run dir
+            with checkpoints resumes (``resume="auto"``).
+        dataset: offline dataset: a Minari id, a dataset folder or HDF5 path, or a loaded dataset.
+        agent_kwargs: the agent's hyperparameters (SB3 names where SB3 has the concept).
+        perturbation: a ``conf/perturbation`` option name or mapping (training under
+            perturbation, e.g. domain randomization).
+        suite: a perturbation suite id; the final evaluation also runs on it.
+        logger: an experiment tracker, ``conf/logger`` option name (``"wandb"``, ``"mlflow"``) or
+            a mapping of its options with ``name``; default ``"tensorboard"`` (no tracker).
+        **options: trainer settings (:class:`TrainerSettings`), e.g. ``num_envs=4``.
+    """
+    overrides: dict[str, Any] = {"total_steps": total_steps, "seed": seed}
+    if run_dir is not None:
+        overrides["run_dir"] = str(run_dir)
+    cfg = compose_train_config(
+        agent=agent if isinstance(agent, str) else agent.name,
+        env=env if isinstance(env, str) else None,
+        perturbation=perturbation,
+        agent_kwargs=agent_kwargs,
+        trainer_options=options,
+        suite=suite,
+        logger=logger,
+        top_level=overrides,
+        dataset=dataset if isinstance(dataset, str) else None,
+    )
+    return run_from_config(
+        cfg,
+        agent=None if isinstance(agent, str) else agent,
+        env=None if isinstance(env, str) else env,
+        dataset=None if isinstance(dataset, str) else dataset,
+        env_from_dataset=env is None,
+    )

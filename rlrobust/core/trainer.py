@@ -8,15 +8,20 @@ Online::
 Offline: dataset → ``ReplayBuffer.from_dataset`` → the same update/evaluate/checkpoint loop,
 counting gradient steps instead of environment steps.
 
+The agent contract is :mod:`rlrobust.core.interfaces`: the trainer calls the required
+:class:`~rlrobust.core.interfaces.Agent` methods and the optional hooks the agent implements
+(:class:`~rlrobust.core.interfaces.Hooks`, looked up once), and reads only the agent config's
+:class:`~rlrobust.core.interfaces.Schedule`.
+
 Update schedule (SB3 semantics, so SB3 users map one to one): learning starts after
 ``learning_starts`` env steps; then every ``train_freq`` *vector* steps the agent makes
 ``gradient_steps`` updates (``-1``: as many as env steps were collected).
 
-Training-env hooks (IWOCS): an agent may define ``training_params(episodes) -> {name: value} | None``,
-asked before the first step and after every vector step with the number of finished training
-episodes; when the answer changes, every sub-env gets it through ``set_params`` (a static
-``ParameterPerturbation``) and restarts its episode. An agent attribute ``replay_generation``
-empties the replay buffer when it changes (a new inner learner starts on its own data).
+Training-env hooks (IWOCS): ``training_params(episodes)`` is asked before the first step and
+after every vector step with the number of finished training episodes; when the answer changes,
+every sub-env gets it through ``set_params`` (a static ``ParameterPerturbation``) and restarts
+its episode. A changed ``replay_generation`` empties the replay buffer (a new inner learner
+starts on its own data).
 
 Resume: a checkpoint holds the agent, the replay buffer, the collector (counters, RNG, pending
 n-step windows, current observations) with every sub-env's full state (simulator, RNGs,
@@ -53,6 +58,7 @@ from rlrobust.core.checkpoint import (
 from rlrobust.core.collector import VECTORIZATION, Collector, make_vector_env
 from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
+from rlrobust.core.interfaces import Agent, Hooks, Schedule
 from rlrobust.core.logging import RunLogger
 from rlrobust.core.replay import ReplayBuffer
 from rlrobust.core.runlock import hold_run_dir
@@ -152,7 +158,7 @@ class Trainer:
 
     def __init__(
         self,
-        agent: Any,
+        agent: Agent,
         env_fn: Callable[[], gym.Env],
         settings: TrainerSettings,
         run_dir: str | Path,
@@ -170,16 +176,13 @@ class Trainer:
         self.dataset, self.run_config, self.suite = dataset, run_config or {}, suite
         self.sinks = tuple(sinks)
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        cfg = agent.config
-        self.batch_size = int(getattr(cfg, "batch_size", 256))
-        self.learning_starts = int(getattr(cfg, "learning_starts", 0))
-        self.train_freq = int(getattr(cfg, "train_freq", 1))
-        self.gradient_steps = int(getattr(cfg, "gradient_steps", 1))
-        self.gamma = float(getattr(cfg, "gamma", 0.99))
-        self.n_step = int(getattr(cfg, "n_step", 1))
-        self.fresh = getattr(agent, "batch_source", "replay") == "fresh"
+        #: the config fields the loop reads, and the optional hooks the agent implements
+        #: (:mod:`rlrobust.core.interfaces`), both looked up once
+        self.schedule = Schedule.from_config(agent.config)
+        self.hooks = Hooks.of(agent)
+        self.fresh = self.hooks.fresh_batches
         self.offline = dataset is not None
-        if getattr(agent, "offline", False) and not self.offline:
+        if agent.offline and not self.offline:
             raise ConfigError(f"agent {agent.name!r} learns offline only: pass a dataset (dataset=<id or path>)")
         self.buffer_seed, self.collector_seed, self.eval_seed = spawn_seeds(settings.seed, 3)
         self.best_eval = -math.inf
@@ -210,8 +213,8 @@ class Trainer:
         )
 
     def _attach_services(self) -> None:
-        required = set(getattr(self.agent, "requires", ()))
-        if not required and not hasattr(self.agent, "attach"):
+        required, attach = self.hooks.requires, self.hooks.attach
+        if not required and attach is None:
             return
         services = self.services()
         missing = sorted(r for r in required if getattr(services, r, None) is None)
@@ -221,8 +224,8 @@ class Trainer:
                 f"does not provide (env: {self.run_config.get('env', {}).get('id', 'given object')}; "
                 f"suite: {self.suite!r}); see the agent's documentation for what it requires"
             )
-        if hasattr(self.agent, "attach"):
-            self.agent.attach(services)
+        if attach is not None:
+            attach(services)
 
     def _evaluate_service(self, params: Mapping[str, float], episodes: int = 5,
                           return_std: bool = False) -> float | tuple[float, float]:
@@ -232,12 +235,13 @@ class Trainer:
 
     def _sync_training_env(self, collector: Collector, buffer: ReplayBuffer | None) -> None:
         """Apply the agent's training-env hooks (module docstring); a no-op for other agents."""
-        generation = getattr(self.agent, "replay_generation", None)
-        if generation != self._replay_generation:
-            if self._replay_generation is not None and buffer is not None:
-                buffer.clear()
-            self._replay_generation = generation
-        ask = getattr(self.agent, "training_params", None)
+        if self.hooks.replay_generations:
+            generation = self.agent.replay_generation
+            if generation != self._replay_generation:
+                if self._replay_generation is not None and buffer is not None:
+                    buffer.clear()
+                self._replay_generation = generation
+        ask = self.hooks.training_params
         params = ask(collector.episodes) if ask is not None else None
         if params is not None and params != self._training_params:
             collector.envs.call("set_params", **params)
@@ -384,11 +388,11 @@ class Trainer:
 
     def _run_online(self) -> TrainResult:
         s = self.settings
-        buffer = ReplayBuffer(int(getattr(self.agent.config, "buffer_size", 1_000_000)),
-                              device=self.agent.device, seed=self.buffer_seed)
+        sch = self.schedule
+        buffer = ReplayBuffer(sch.buffer_size, device=self.agent.device, seed=self.buffer_seed)
         envs = (make_vector_env(self.env_fn, s.num_envs, s.vectorization) if self.vector_env_fn is None
                 else self.vector_env_fn(s.num_envs))
-        collector = Collector(envs, n_step=self.n_step, gamma=self.gamma, seed=self.collector_seed)
+        collector = Collector(envs, n_step=sch.n_step, gamma=sch.gamma, seed=self.collector_seed)
         status = self._maybe_resume(buffer, collector)
         logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress,
                            sinks=self.sinks)
@@ -398,25 +402,25 @@ class Trainer:
             # (seed, step), so even that is reproducible.
             collector.reset(reset_seed=self.collector_seed + self.step)
         self._sync_training_env(collector, buffer)
-        set_progress = getattr(self.agent, "set_progress", None)
-        updates_per_train = self.gradient_steps if self.gradient_steps > 0 else self.train_freq * s.num_envs
+        set_progress = self.hooks.set_progress
+        updates_per_train = sch.updates_per_round(s.num_envs)
         try:
             while self.step < s.total_steps:
                 if set_progress is not None:
                     set_progress(self.step / s.total_steps)
-                policy = None if self.step < self.learning_starts else self.agent.act
+                policy = None if self.step < sch.learning_starts else self.agent.act
                 episodes = collector.step(policy, None if self.fresh else buffer)
-                if self.fresh and self.step >= self.learning_starts:  # on-policy: no warm-up data
+                if self.fresh and self.step >= sch.learning_starts:  # on-policy: no warm-up data
                     self._fresh.append(collector.last_transitions)
                 self.step = collector.total_steps
                 vector_steps = self.step // s.num_envs
-                if self.step >= self.learning_starts and vector_steps % self.train_freq == 0:
+                if self.step >= sch.learning_starts and vector_steps % sch.train_freq == 0:
                     if self.fresh:
                         self._last_update = self._update(_stack_fresh(self._fresh, self.agent.device), logger)
                         self._fresh = []
                     elif len(buffer) > 0:
                         for _ in range(updates_per_train):
-                            self._last_update = self._update(buffer.sample(self.batch_size), logger)
+                            self._last_update = self._update(buffer.sample(sch.batch_size), logger)
                 self._sync_training_env(collector, buffer)
                 metrics: dict[str, float] = {}
                 for ep in episodes:
@@ -439,9 +443,10 @@ class Trainer:
 
     def _run_offline(self) -> TrainResult:
         s = self.settings
-        buffer = ReplayBuffer.from_dataset(self.dataset, gamma=self.gamma, device=self.agent.device,
+        sch = self.schedule
+        buffer = ReplayBuffer.from_dataset(self.dataset, gamma=sch.gamma, device=self.agent.device,
                                            seed=self.buffer_seed)
-        prepare = getattr(self.agent, "prepare", None)
+        prepare = self.hooks.prepare
         if prepare is not None:
             prepare(self.dataset)
         status = self._maybe_resume(buffer, None)
@@ -451,13 +456,13 @@ class Trainer:
         last: dict[str, float] = {}
         try:
             while self.step < s.total_steps:
-                batch = buffer.sample(self.batch_size)
+                batch = buffer.sample(sch.batch_size)
                 last = self._update(batch, logger)
                 self.step += 1
                 metrics = {}
                 if self._crossed(s.log_interval):
                     # Optional costly statistics (e.g. RIQL's AWR weights), only at log steps.
-                    diagnostics = getattr(self.agent, "diagnostics", None)
+                    diagnostics = self.hooks.diagnostics
                     extra = diagnostics(batch) if diagnostics is not None else {}
                     metrics = {f"train/{k}": v for k, v in {**last, **extra}.items()}
                 self._periodic(logger, buffer, None, metrics)
@@ -503,65 +508,3 @@ def settings_from(options: Mapping[str, Any]) -> TrainerSettings:
     if unknown:
         raise ConfigError(f"unknown trainer option(s) {choices(unknown)}; valid: {choices(valid)}")
     return TrainerSettings(**dict(options))
-
-
-def train(
-    agent: Any,
-    env: Any = None,
-    *,
-    total_steps: int,
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    dataset: Any = None,
-    agent_kwargs: Mapping[str, Any] | None = None,
-    perturbation: Any = None,
-    suite: str | None = None,
-    logger: str | Mapping[str, Any] | None = None,
-    **options: Any,
-) -> TrainResult:
-    """Train an agent; the Python twin of ``python scripts/train.py``.
-
-    It composes the same Hydra config as the CLI (``conf/train.yaml``) and runs it, so the
-    defaults and validation are the CLI's.
-
-    Args:
-        agent: a registered agent name (``"iqn"``) or an agent instance.
-        env: a gymnasium id (``"CartPole-v1"``), a ``conf/env`` option name (``"cartpole"``), a
-            ``gym.Env`` instance (``num_envs=1`` only) or a factory returning a fresh env; None
-            with a dataset: the env recovered from the dataset's metadata.
-        total_steps: env steps online, gradient steps offline.
-        seed: the run seed.
-        run_dir: output folder (default ``runs/<agent>-<env>-seed<seed>``); an existing run dir
-            with checkpoints resumes (``resume="auto"``).
-        dataset: offline dataset: a Minari id, a dataset folder or HDF5 path, or a loaded dataset.
-        agent_kwargs: the agent's hyperparameters (SB3 names where SB3 has the concept).
-        perturbation: a ``conf/perturbation`` option name or mapping (training under
-            perturbation, e.g. domain randomization).
-        suite: a perturbation suite id; the final evaluation also runs on it.
-        logger: an experiment tracker, ``conf/logger`` option name (``"wandb"``, ``"mlflow"``) or
-            a mapping of its options with ``name``; default ``"tensorboard"`` (no tracker).
-        **options: trainer settings (:class:`TrainerSettings`), e.g. ``num_envs=4``.
-    """
-    from rlrobust.core.runner import compose_train_config, run_from_config
-
-    overrides: dict[str, Any] = {"total_steps": total_steps, "seed": seed}
-    if run_dir is not None:
-        overrides["run_dir"] = str(run_dir)
-    cfg = compose_train_config(
-        agent=agent if isinstance(agent, str) else agent.name,
-        env=env if isinstance(env, str) else None,
-        perturbation=perturbation,
-        agent_kwargs=agent_kwargs,
-        trainer_options=options,
-        suite=suite,
-        logger=logger,
-        top_level=overrides,
-        dataset=dataset if isinstance(dataset, str) else None,
-    )
-    return run_from_config(
-        cfg,
-        agent=None if isinstance(agent, str) else agent,
-        env=None if isinstance(env, str) else env,
-        dataset=None if isinstance(dataset, str) else dataset,
-        env_from_dataset=env is None,
-    )

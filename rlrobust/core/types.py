@@ -1,21 +1,22 @@
-"""The interfaces every rlrobust component agrees on (in the spirit of Acme's ``core.py``).
+"""The data every rlrobust component exchanges.
 
 * :class:`TransitionBatch` — what the replay buffer samples and ``Agent.update`` consumes.
 * :class:`CriticOutput` — what every critic returns (d3rlpy's idea): the expected value plus,
   for distributional critics, the quantiles and their fractions, so any agent can take a
   distributional critic.
-* :class:`Agent` — the protocol every agent satisfies. Agents never touch environments, files or
-  loggers; the trainer does.
+* :class:`TrainingServices` — what the trainer hands an agent that needs more than batches.
+
+The agent contract itself (the required :class:`~rlrobust.core.interfaces.Agent` protocol and
+every optional hook the trainer may call) is :mod:`rlrobust.core.interfaces`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 
@@ -69,47 +70,6 @@ class CriticOutput:
     quantiles: torch.Tensor | None = None
     taus: torch.Tensor | None = None
     std: torch.Tensor | None = None
-
-
-@runtime_checkable
-class Agent(Protocol):
-    """The agent protocol.
-
-    Class attributes:
-        name: registry key (``"iqn"``).
-        Config: a dataclass, also the Hydra schema of ``conf/agent/<name>.yaml``.
-        offline: True if the agent learns from a fixed dataset only.
-    """
-
-    name: ClassVar[str]
-    Config: ClassVar[type]
-    offline: ClassVar[bool]
-
-    num_updates: int
-
-    def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
-        """Actions for a batch of observations ``(B, *obs_shape)`` → ``(B, *act_shape)``;
-        an unbatched observation gives an unbatched action (as SB3's ``predict``).
-
-        No gradients; no side effects except advancing the agent's own RNG (exploration).
-        """
-        ...
-
-    def update(self, batch: Any) -> dict[str, float]:
-        """One learning step; returns finite named floats (``loss/critic``, ``q/mean``, …).
-
-        Raises :class:`~rlrobust.core.errors.NonFiniteError` instead of stepping on NaN/inf.
-        """
-        ...
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs: networks *and* targets, optimizers, counters,
-        running statistics and the agent's RNG state."""
-        ...
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Inverse of :meth:`state_dict`; raises listing missing/unexpected/mis-shaped keys."""
-        ...
 
 
 @dataclass

@@ -18,7 +18,7 @@ from fakes import build_agent as build
 import rlrobust
 from rlrobust.core.checkpoint import load_agent, save_checkpoint
 from rlrobust.core.errors import CheckpointError, NonFiniteError, RlrobustError
-from rlrobust.core.types import Agent
+from rlrobust.core.interfaces import Agent
 
 AGENTS = rlrobust.list_agents()
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.types import Agent
+from rlrobust.core.interfaces import Agent
 
 PACKAGES = ("rlrobust", "rlrobust.agents", "rlrobust.envs")
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
