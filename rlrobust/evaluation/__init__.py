@@ -10,6 +10,7 @@ from rlrobust.evaluation.stats import (
     plot_performance_profiles,
     summarize_runs,
     summarize_suite_results,
+    write_suite_summary,
 )
 from rlrobust.evaluation.suite import SuiteResult, evaluate
 
@@ -22,4 +23,5 @@ __all__ = [
     "plot_performance_profiles",
     "summarize_runs",
     "summarize_suite_results",
+    "write_suite_summary",
 ]

@@ -17,6 +17,7 @@ seeds equals their mean; the interval is then the informative part.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -191,6 +192,52 @@ def summarize_suite_results(
     options = {"confidence": confidence, "resamples": resamples, "seed": seed}
     return {metric: summarize_runs([getattr(r, metric) for r in results], **options)
             for metric in ("worst", "mean", "cvar")}
+
+
+def write_suite_summary(
+    results: Sequence[SuiteResult],
+    out_dir: str | Path,
+    *,
+    names: Sequence[str] | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write the over-seeds summary of one suite's results: ``summary_over_runs.json`` (IQM and
+    mean with stratified-bootstrap intervals, mean ± std, of the worst-case, mean and CVaR
+    return, plus each run's headline numbers), ``summary_over_runs.md`` (the same as a Markdown
+    table) and ``profile_over_runs.png`` (the performance profile of the per-point mean returns,
+    one row of points per run).
+
+    Args:
+        results: one :class:`~rlrobust.evaluation.suite.SuiteResult` per training seed (run).
+        out_dir: folder to write into (created).
+        names: a label per result (default ``run0``, ``run1``, ...).
+        confidence: the intervals' coverage.
+        resamples: bootstrap resamples.
+        seed: seeds the resampling.
+
+    Returns:
+        ``{"json": ..., "markdown": ..., "profile": ...}`` paths.
+    """
+    summaries = summarize_suite_results(results, confidence=confidence, resamples=resamples, seed=seed)
+    labels = list(names) if names is not None else [f"run{i}" for i in range(len(results))]
+    if len(labels) != len(results):
+        raise ConfigError(f"{len(labels)} names for {len(results)} results; give one name per result")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"suite": results[0].suite, "runs": {n: r.summary() for n, r in zip(labels, results)},
+           "over_runs": {metric: s.to_dict() for metric, s in summaries.items()}}
+    paths = {"json": out / "summary_over_runs.json", "markdown": out / "summary_over_runs.md",
+             "profile": out / "profile_over_runs.png"}
+    paths["json"].write_text(json.dumps(doc, indent=1))
+    paths["markdown"].write_text(
+        f"{results[0].suite}: worst case, mean and CVaR return over {len(results)} runs\n\n"
+        + format_summaries(summaries) + "\n")
+    plot_performance_profiles({f"{results[0].suite} points": np.stack([r.point_means for r in results])},
+                              paths["profile"], xlabel="mean return at a suite point",
+                              confidence=confidence, resamples=resamples, seed=seed)
+    return paths
 
 
 def performance_profile(

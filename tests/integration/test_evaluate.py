@@ -171,3 +171,39 @@ def test_rlrobust_agent_and_its_checkpoint_evaluate_alike(tmp_path):
         return int(agent.act(obs[None], deterministic=True)[0])
 
     np.testing.assert_array_equal(by_agent.returns, reference_returns(act, by_agent.points, 1))
+
+
+def test_evaluate_script_over_seeds_writes_the_summary_over_runs(tmp_path):
+    """A checkpoint list: one report folder per run, and the IQM/bootstrap summary over runs."""
+    import json
+
+    from rlrobust.core.checkpoint import save_checkpoint
+
+    env = gym.make("CartPole-v1")
+    paths = [save_checkpoint(tmp_path / f"s{s}" / "checkpoints",
+                             rlrobust.make_agent("iqn", env.observation_space, env.action_space, seed=s, net_arch=[8]),
+                             step=0) for s in range(2)]
+    out = tmp_path / "eval"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "evaluate.py"), f"checkpoint=[{paths[0]},{paths[1]}]",
+         "suite=cartpole-2d", "points_per_dim=2", "episodes=1", "workers=1", "tensorboard=false",
+         f"out_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {"run0", "run1", "summary_over_runs.json", "summary_over_runs.md", "profile_over_runs.png"} <= {
+        p.name for p in out.iterdir()}
+    doc = json.loads((out / "summary_over_runs.json").read_text())
+    per_run_worst = [json.loads((out / f"run{i}" / "result.json").read_text())["summary"]["worst"] for i in range(2)]
+    assert doc["over_runs"]["worst"]["runs"] == 2
+    assert doc["over_runs"]["worst"]["mean"] == pytest.approx(np.mean(per_run_worst))
+    assert [doc["runs"][str(p)]["worst"] for p in paths] == per_run_worst
+    assert "IQM" in proc.stdout
+
+
+def test_evaluate_script_refuses_a_one_element_checkpoint_list(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "evaluate.py"), "checkpoint=[a]", "suite=cartpole-2d",
+         f"hydra.run.dir={tmp_path / 'hydra'}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "give at least two" in proc.stderr + proc.stdout

@@ -82,3 +82,27 @@ def test_bad_options_are_refused() -> None:
         bootstrap_ci([1.0, 2.0], confidence=95)
     with pytest.raises(ConfigError, match="same tasks"):
         plot_performance_profiles({"a": np.ones((3, 2)), "b": np.ones((3, 1))}, "unused.png")
+
+
+def test_write_suite_summary_reports_each_run_and_the_interval_over_runs(tmp_path) -> None:
+    import json
+
+    from rlrobust.evaluation import write_suite_summary
+    from rlrobust.evaluation.suite import SuiteResult
+
+    def result(offset: float) -> SuiteResult:
+        returns = offset + np.arange(4 * 2, dtype=float).reshape(4, 2)  # 4 points x 2 episodes
+        return SuiteResult(suite="cartpole-2d", env_id="CartPole-v1", seed=0, names=("masspole", "length"),
+                           grid_shape=(2, 2), points=[{"masspole": 0.1, "length": 0.5}] * 4, returns=returns,
+                           lengths=np.ones_like(returns))
+
+    results = [result(0.0), result(10.0), result(20.0)]
+    paths = write_suite_summary(results, tmp_path, names=["a", "b", "c"], resamples=200)
+    doc = json.loads(paths["json"].read_text())
+    assert list(doc["runs"]) == ["a", "b", "c"] and doc["runs"]["b"]["worst"] == 10.5
+    worst = doc["over_runs"]["worst"]
+    assert worst["runs"] == 3 and worst["mean"] == 10.5 and worst["iqm"] == 10.5  # 3 runs: IQM = mean
+    assert worst["iqm_ci"][0] <= 10.5 <= worst["iqm_ci"][1]
+    assert "IQM" in paths["markdown"].read_text() and paths["profile"].stat().st_size > 0
+    with pytest.raises(ConfigError, match="one name per result"):
+        write_suite_summary(results, tmp_path, names=["a"])
