@@ -3,9 +3,9 @@
 Paper: Gu, He, Liu, Xu, "Distributionally Robust Regularized Policy Optimization", arXiv
 2510.14246 (2025). Only its abstract was available: online, model-free policy optimisation over
 softmax policies, with reference-policy (KL) regularisation, d-rectangular linear MDPs, linear
-function approximation and a UCB bonus. **The update below is the reconstruction of
-algorithms.md §7** (the d-rectangular TV machinery of Liu & Xu, AISTATS 2024, plus KL-regularised
-mirror descent), not a transcription of the paper's Algorithm 1.
+function approximation and a UCB bonus. **The update below is a reconstruction**
+from the d-rectangular TV machinery of Liu & Xu (AISTATS 2024) plus KL-regularised mirror
+descent, not a transcription of the paper's Algorithm 1.
 
 Model: episodic, horizon H; known features φ(s, a) ∈ Δ_d; nominal kernel Σ_i φ_i(s, a) μ_i; the
 uncertainty set replaces each factor μ_i by any μ'_i with TV(μ'_i, μ_i) ≤ ρ. Regularised robust
@@ -16,7 +16,7 @@ for h = H−1 … 0 on all data so far:
 
 1. ``Λ_h = Σ_τ φ_τ φ_τᵀ + λI``, ``θ̂_h = Λ_h⁻¹ Σ_τ φ_τ r_τ``.
 2. ``ẑ_h(α) = Λ_h⁻¹ Σ_τ φ_τ min(V_{h+1}(s'_τ), α)`` and, per coordinate i (d-rectangularity),
-   ``ν̂_{h,i} = max_α ẑ_{h,i}(α) − ρ(α − min_s V_{h+1}(s))`` — the TV dual of §6. ẑ is piecewise
+   ``ν̂_{h,i} = max_α ẑ_{h,i}(α) − ρ(α − min_s V_{h+1}(s))`` — the TV dual of Iyengar (2005), as in :mod:`rlrobust.robust`. ẑ is piecewise
    linear in α with kinks only at values of V_{h+1}, so maximising over α ∈ {V_{h+1}(s)} is exact.
 3. ``Q_h = min{φᵀ(θ̂_h + ν̂_h) + Γ_h, (H − h)·r_max}``, ``Γ_h(s, a) = b·(H − h)·r_max·Σ_i φ_i √(Λ_h⁻¹)_ii``.
 4. ``V_h`` as above under the current policy π^k (policy evaluation, OPPO style).
@@ -49,8 +49,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError, ConfigError
+from rlrobust.core.agent_base import AgentBase, batched_act
+from rlrobust.core.errors import ConfigError
 from rlrobust.core.types import TransitionBatch
 
 
@@ -177,33 +177,31 @@ class DRRPO(AgentBase):
         self.update_step = 0  # step index assumed for batches without extras["step"]
 
     # ------------------------------------------------------------------ acting
-    def _indices(self, x: Any) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, device=self.device)
-        return t.long().reshape(-1)
-
     def probabilities(self) -> np.ndarray:
         """The current policy ``(H, S, A)`` (for exact evaluation, e.g. ``robust_finite_horizon``)."""
         return torch.softmax(self.policy.logits, -1).cpu().numpy()
 
+    @batched_act
     @torch.no_grad()
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
-        s = self._indices(obs)
+        """Actions of the step-``h`` softmax policy (greedy if ``deterministic``): states ``(B,)`` → ``(B,)``."""
+        s = self.index_tensor(obs)
         logits = self.policy.logits[self.act_step, s]  # (B, A)
         self.act_step = (self.act_step + 1) % self.horizon
         if deterministic:
             out = logits.argmax(-1).cpu().numpy()
         else:
             out = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1).cpu().numpy()
-        return out[0] if np.ndim(obs) == 0 else out  # unbatched in, unbatched out
+        return out
 
     # ------------------------------------------------------------------ learning
     @torch.no_grad()
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         cfg, H, S, A = self.config, self.horizon, self.n_states, self.n_actions
-        s, a = self._indices(batch.observations), self._indices(batch.actions)
-        s2, r = self._indices(batch.next_observations), batch.rewards.to(self.device, torch.float64).reshape(-1)
+        s, a = self.index_tensor(batch.observations), self.index_tensor(batch.actions)
+        s2, r = self.index_tensor(batch.next_observations), batch.rewards.to(self.device, torch.float64).reshape(-1)
         if "step" in batch.extras:
-            steps = self._indices(batch.extras["step"])
+            steps = self.index_tensor(batch.extras["step"])
             if len(steps) and int(steps.max()) >= H:
                 raise ConfigError(f"dr_rpo got a transition at episode step {int(steps.max())} but horizon={H}: "
                                   f"set the env's max_episode_steps to the agent's horizon")
@@ -251,11 +249,6 @@ class DRRPO(AgentBase):
                 "act_step": self.act_step, "update_step": self.update_step}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        expected = {"counts": self.counts.shape, "reward_sums": self.reward_sums.shape}
-        if set(state) != {*expected, "act_step", "update_step"} or any(
-                tuple(state[k].shape) != tuple(v) for k, v in expected.items()):
-            raise CheckpointError(f"dr_rpo extra state must hold counts {tuple(self.counts.shape)}, reward_sums "
-                                  f"{tuple(self.reward_sums.shape)}, act_step, update_step; got keys {sorted(state)}")
         self.counts.copy_(state["counts"])
         self.reward_sums.copy_(state["reward_sums"])
         self.act_step, self.update_step = int(state["act_step"]), int(state["update_step"])

@@ -61,8 +61,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError, ConfigError
+from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
+from rlrobust.core.errors import ConfigError
 from rlrobust.core.networks import EnsembleMLP, TanhGaussianActor
 from rlrobust.core.optim import fused_adam
 from rlrobust.core.targets import frozen_copy, polyak_update
@@ -245,9 +245,7 @@ def _validate(cfg: DSACConfig) -> None:
         (cfg.risk_lambda >= 0, "risk_lambda must be >= 0"),
         (0.0 < cfg.risk_alpha <= 1.0, "risk_alpha must lie in (0, 1]"),
     ]
-    bad = [msg for ok, msg in checks if not ok]
-    if bad:
-        raise ConfigError(f"invalid DSAC config: {'; '.join(bad)} (got {cfg})")
+    validate_config("DSAC", cfg, checks)
 
 
 def _parse_ent_coef(value: str | float) -> tuple[float, bool]:
@@ -353,24 +351,21 @@ class DSAC(AgentBase):
         self.running_std = torch.zeros(self.n_critics, device=self.device)
 
     # ----------------------------------------------------------------- acting
+    @batched_act
     @torch.inference_mode()
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
         """Squashed-Gaussian actions: ``(B, obs_dim)`` → ``(B, act_dim)``; unbatched → ``(act_dim,)``."""
-        x = self.obs_tensor(obs)
-        unbatched = x.dim() > np.ndim(obs)
-        mean, log_std = self.actor.distribution_params(x)
+        mean, log_std = self.actor.distribution_params(self.obs_tensor(obs))
         if deterministic:
             u = mean
         else:
             u = mean + log_std.exp() * torch.randn(mean.shape, generator=self.generator, device=self.device)
-        actions = (torch.tanh(u) * self.actor.scale + self.actor.offset).cpu().numpy()
-        return actions[0] if unbatched else actions
+        return self.actor.squash(u).cpu().numpy()
 
     def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic action ``(B, act_dim)`` as a differentiable function of ``obs``
         (what observation attacks push on; ``act(deterministic=True)`` without the no-grad)."""
-        mean, _ = self.actor.distribution_params(obs.float())
-        return torch.tanh(mean) * self.actor.scale + self.actor.offset
+        return self.actor.mean_action(obs.float())
 
     def _critic(
         self, net: nn.Module, obs: torch.Tensor, actions: torch.Tensor
@@ -463,9 +458,4 @@ class DSAC(AgentBase):
         return {"running_std": self.running_std.clone()}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        if set(state) != {"running_std"} or tuple(state["running_std"].shape) != (self.n_critics,):
-            raise CheckpointError(
-                f"agent 'dsac' needs extra state {{'running_std': ({self.n_critics},) tensor}}, "
-                f"got keys {sorted(state)}"
-            )
         self.running_std = state["running_std"].to(self.device).clone()

@@ -1,7 +1,7 @@
 """IDQL: Implicit Q-Learning as an Actor-Critic Method with Diffusion Policies (Hansen-Estruch et al., 2023).
 
 Paper: https://arxiv.org/abs/2304.10573. Reference code: philippe-eecs/IDQL ``jaxrl5/agents/
-ddpm_iql_simple/ddpm_iql_learner.py`` (7582571), ``algorithms.md`` §3. The critic is plain IQL;
+ddpm_iql_simple/ddpm_iql_learner.py`` (7582571). The critic is plain IQL;
 the actor is an *unweighted* diffusion model of the behaviour policy; the critic acts only by
 choosing among sampled actions.
 
@@ -32,7 +32,6 @@ Deviations from the paper / official code:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -43,11 +42,10 @@ import torch
 from torch import nn
 
 from rlrobust.agents.idql_diffusion import ScoreNetwork, ddpm_step, vp_beta_schedule
-from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError
+from rlrobust.core.agent_base import AgentBase, batched_act
 from rlrobust.core.losses import expectile_loss
-from rlrobust.core.networks import EnsembleLinear, EnsembleMLP, mlp
-from rlrobust.core.optim import fused_adam
+from rlrobust.core.networks import BoxRescale, EnsembleLinear, EnsembleMLP, mlp
+from rlrobust.core.optim import cosine_lr, fused_adam
 from rlrobust.core.seeding import torch_generator
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
@@ -59,7 +57,7 @@ _DETERMINISTIC_SEED = 12345
 
 @dataclass
 class IDQLConfig:
-    """IDQL hyperparameters (defaults: IDQL launcher + simple learner at 7582571; ``algorithms.md`` §3)."""
+    """IDQL hyperparameters (defaults: IDQL launcher + simple learner at 7582571)."""
 
     learning_rate: float = 3e-4  # critic and value (Adam)
     actor_learning_rate: float = 3e-4  # diffusion model (AdamW, cosine decay)
@@ -110,8 +108,7 @@ class IDQL(AgentBase):
         obs_dim = self.require_vector_obs(self.name, observation_space)
         low, high = self.require_box_actions(self.name, action_space)
         self.act_dim = int(np.prod(action_space.shape))
-        self.act_offset = torch.as_tensor((high + low) / 2, device=self.device)
-        self.act_scale = torch.as_tensor((high - low) / 2, device=self.device)
+        self.action_box = BoxRescale(low, high, self.device)
         betas = vp_beta_schedule(config.diffusion_steps, config.beta_min, config.beta_max)
         self.betas = betas.to(self.device)
         self.alpha_bars = torch.cumprod(1.0 - betas, 0).to(self.device)
@@ -148,8 +145,6 @@ class IDQL(AgentBase):
         return {"reward_scale": self.reward_scale}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        if "reward_scale" not in state:
-            raise CheckpointError("agent 'idql': missing extra state ['reward_scale']")
         self.reward_scale = float(state["reward_scale"])
 
     def prepare(self, dataset: Any) -> None:
@@ -200,6 +195,7 @@ class IDQL(AgentBase):
         cand, q = self.candidates(obs, generator, per_state_noise=per_state_noise)
         return cand[torch.arange(cand.shape[0], device=self.device), q.argmax(dim=1)]
 
+    @batched_act
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
         """Critic-selected diffusion samples: ``(B, obs_dim)`` → ``(B, act_dim)``; unbatched → ``(act_dim,)``."""
         x = self.obs_tensor(obs)
@@ -207,16 +203,14 @@ class IDQL(AgentBase):
             a = self.select(x, torch_generator(_DETERMINISTIC_SEED, self.device), per_state_noise=True)
         else:
             a = self.select(x, self.generator)
-        actions = (a * self.act_scale + self.act_offset).cpu().numpy()
-        return actions[0] if x.dim() > np.ndim(obs) else actions
+        return self.action_box.to_box(a).cpu().numpy()
 
     # ----------------------------------------------------------------- learning
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         cfg = self.config
         obs, next_obs = batch.observations, batch.next_observations
         b = len(batch)
-        actions = ((batch.actions.reshape(b, self.act_dim) - self.act_offset) / self.act_scale).clamp(
-            -_ACTION_CLIP, _ACTION_CLIP)
+        actions = self.action_box.to_unit(batch.actions.reshape(b, self.act_dim), _ACTION_CLIP)
         sa = torch.cat([obs, actions], -1)
         # Diffusion (ε-prediction) loss.
         t = torch.randint(0, cfg.diffusion_steps, (b,), generator=self.generator, device=self.device)
@@ -237,8 +231,7 @@ class IDQL(AgentBase):
 
         actor_group = self.optimizer.param_groups[0]
         if cfg.actor_lr_decay_steps:
-            frac = min(self.num_updates, cfg.actor_lr_decay_steps) / cfg.actor_lr_decay_steps
-            actor_group["lr"] = cfg.actor_learning_rate * 0.5 * (1 + math.cos(math.pi * frac))
+            actor_group["lr"] = cosine_lr(cfg.actor_learning_rate, self.num_updates, cfg.actor_lr_decay_steps)
         # The losses touch disjoint parameters (targets carry no gradient): one backward, one step.
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()

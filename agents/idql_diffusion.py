@@ -1,7 +1,8 @@
 """IDQL's diffusion behaviour model: VP noise schedule, DDPM sampler step, LN-ResNet score network.
 
 Follows philippe-eecs/IDQL ``jaxrl5`` (7582571): ``networks/diffusion.py`` (schedule, DDPM),
-``networks/resnet.py`` (MLPResNet) and the Fourier time features; see ``algorithms.md`` §3.
+``networks/resnet.py`` (MLPResNet) and the Fourier time features (Hansen-Estruch et al. 2023,
+arXiv 2304.10573).
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ from torch import nn
 
 from rlrobust.agents.dsac import DSAC, DSACConfig
 from rlrobust.agents.iwocs_search import SEARCHES, normalize, worst_case_search
-from rlrobust.core.agent_base import AgentBase
+from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.errors import CheckpointError, ConfigError
 from rlrobust.core.networks import EnsembleMLP
 from rlrobust.core.seeding import numpy_generator, numpy_state, set_numpy_state, spawn_seeds
@@ -148,9 +148,7 @@ def _validate(cfg: IWOCSConfig) -> None:
         (cfg.head_learning_rate > 0, "head_learning_rate must be > 0"),
         (cfg.gate_scale in GATE_SCALES, f"gate_scale must be one of {GATE_SCALES}"),
     ]
-    bad = [msg for ok, msg in checks if not ok]
-    if bad:
-        raise ConfigError(f"invalid IWOCS config: {'; '.join(bad)} (got {cfg})")
+    validate_config("IWOCS", cfg, checks)
 
 
 # ----------------------------------------------------------------------------- inner learner
@@ -184,8 +182,7 @@ class IWOCSLearner(DSAC):
 
     def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
         """The deterministic (mean) action ``(B, act_dim)`` in the action box."""
-        mean, _ = self.actor.distribution_params(obs)
-        return torch.tanh(mean) * self.actor.scale + self.actor.offset
+        return self.actor.mean_action(obs)
 
     def unregularized_q(self, obs: torch.Tensor, actions: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Twin unregularised Q ``(2, B)``."""
@@ -362,21 +359,18 @@ class IWOCS(AgentBase):
     def _warming_up(self) -> bool:
         return len(self.learners) > 1 and self.phase_updates < self.config.learning_starts
 
+    @batched_act
     @torch.inference_mode()
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
         """Exploration: the current learner (uniform during a new learner's warm-up). Deterministic: the
         robust policy (gated min over the worst-case learners, else the default policy)."""
         x = self.obs_tensor(obs)
-        unbatched = x.dim() > np.ndim(obs)
-        if not deterministic:
-            if self._warming_up():
-                actions = self.np_rng.uniform(self.low, self.high, size=(x.shape[0], *self.low.shape))
-                actions = actions.astype(np.float32)
-            else:
-                actions = self.learners[-1].act(x.cpu().numpy())
-        else:
-            actions = self._robust_action(x).cpu().numpy()
-        return actions[0] if unbatched else actions
+        if deterministic:
+            return self._robust_action(x).cpu().numpy()
+        if self._warming_up():
+            actions = self.np_rng.uniform(self.low, self.high, size=(x.shape[0], *self.low.shape))
+            return actions.astype(np.float32)
+        return self.learners[-1].act(x.cpu().numpy())
 
     def _robust_action(self, x: torch.Tensor) -> torch.Tensor:
         # Row by row: a (1, d) forward pass is bitwise the same whatever the batch size, so batched
@@ -549,11 +543,15 @@ class IWOCS(AgentBase):
             "search_rng": numpy_state(self.search_rng), "train_rng": numpy_state(self.train_rng),
         }
 
+    def extra_state_problems(self, state: Mapping[str, Any]) -> list[str]:
+        """The base checks plus one ``learners`` entry per learner."""
+        problems = super().extra_state_problems(state)
+        if "learners" in state and len(state["learners"]) != len(self.learners):
+            problems.append(f"extra.learners holds {len(state['learners'])} entries, one per learner "
+                            f"({len(self.learners)}) expected")
+        return problems
+
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        expected = set(self.extra_state())
-        if set(state) != expected or len(state["learners"]) != len(self.learners):
-            raise CheckpointError(f"agent 'iwocs' needs extra state keys {sorted(expected)} with one entry per "
-                                  f"learner ({len(self.learners)}); got keys {sorted(state)}")
         for learner, s in zip(self.learners, state["learners"]):
             learner.num_updates = int(s["num_updates"])
             learner.generator.set_state(s["rng_torch"])

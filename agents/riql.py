@@ -47,11 +47,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError, ConfigError
+from rlrobust.core.agent_base import AgentBase, batched_act
+from rlrobust.core.errors import ConfigError
 from rlrobust.core.losses import expectile_loss
-from rlrobust.core.networks import EnsembleLinear, EnsembleMLP, mlp
-from rlrobust.core.optim import fused_adam
+from rlrobust.core.networks import BoxRescale, EnsembleLinear, EnsembleMLP, mlp
+from rlrobust.core.optim import cosine_lr, fused_adam
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
 
@@ -119,17 +119,10 @@ def awr_diagnostics(weights: torch.Tensor, adv: torch.Tensor, beta: float, max_w
     return dict(zip(("actor/weight_mean", "actor/weight_ess", "actor/weight_clip_frac", "adv/mean"), values))
 
 
-def cosine_lr(base: float, step: int, decay_steps: int | None) -> float:
-    """``base·½(1 + cos(π·min(step, T)/T))`` (PyTorch's CosineAnnealingLR to 0); constant if T is None."""
-    if not decay_steps:
-        return base
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(step, decay_steps) / decay_steps))
-
-
 # ----------------------------------------------------------------------------- agent
 @dataclass
 class RIQLConfig:
-    """RIQL hyperparameters (defaults: RIQL.py / RIQL_config.py at cc07d81; ``algorithms.md`` §4)."""
+    """RIQL hyperparameters (defaults: RIQL.py / RIQL_config.py at cc07d81)."""
 
     learning_rate: float = 3e-4  # critics, value and actor
     batch_size: int = 256
@@ -170,8 +163,7 @@ class RIQL(AgentBase):
             raise ConfigError(f"target_clip must be [low, high] or null, got {config.target_clip}")
         act_dim = int(np.prod(action_space.shape))
         self.act_dim = act_dim
-        self.act_offset = torch.as_tensor((high + low) / 2, device=self.device)
-        self.act_scale = torch.as_tensor((high - low) / 2, device=self.device)
+        self.action_box = BoxRescale(low, high, self.device)
         with self.seeded_init():
             self.critic = EnsembleMLP(config.n_critics, obs_dim + act_dim, config.net_arch, 1)
             linears = [m for m in self.critic.modules() if isinstance(m, EnsembleLinear)]
@@ -204,9 +196,6 @@ class RIQL(AgentBase):
         return {"obs_mean": self.obs_mean.clone(), "obs_std": self.obs_std.clone(), "reward_scale": self.reward_scale}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        missing = {"obs_mean", "obs_std", "reward_scale"} - set(state)
-        if missing:
-            raise CheckpointError(f"agent 'riql': missing extra state {sorted(missing)}")
         self.obs_mean = torch.as_tensor(state["obs_mean"], device=self.device).clone()
         self.obs_std = torch.as_tensor(state["obs_std"], device=self.device).clone()
         self.reward_scale = float(state["reward_scale"])
@@ -230,7 +219,7 @@ class RIQL(AgentBase):
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action in env units for raw observations (differentiable)."""
-        return torch.tanh(self.actor(self.normalize(obs))) * self.act_scale + self.act_offset
+        return self.action_box.to_box(torch.tanh(self.actor(self.normalize(obs))))
 
     def q_value(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``Q_α(s, a)`` of the online critics for raw obs/actions, ``(B,)`` (differentiable in the inputs;
@@ -238,12 +227,11 @@ class RIQL(AgentBase):
         q = self.critic(torch.cat([self.normalize(obs), actions], -1)).squeeze(-1)
         return ensemble_estimate(q, self.config.quantile_alpha, self.config.ensemble_reduction)
 
+    @batched_act
     @torch.no_grad()
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
         """The deterministic policy (both modes): ``(B, obs_dim)`` → ``(B, act_dim)``; unbatched → ``(act_dim,)``."""
-        x = self.obs_tensor(obs)
-        actions = self.policy(x).cpu().numpy()
-        return actions[0] if x.dim() > np.ndim(obs) else actions
+        return self.policy(self.obs_tensor(obs)).cpu().numpy()
 
     # ----------------------------------------------------------------- learning
     def _losses(self, batch: TransitionBatch) -> dict[str, torch.Tensor]:
@@ -264,7 +252,7 @@ class RIQL(AgentBase):
         q = self.critic(sa).squeeze(-1)  # (K, B)
         per_sample = huber_critic_loss(q, y, cfg.huber_sigma)  # (K, B)
         weights = advantage_weights(adv, cfg.beta, cfg.max_weight)
-        target_act = ((actions - self.act_offset) / self.act_scale).clamp(-1.0, 1.0)
+        target_act = self.action_box.to_unit(actions)
         pi = torch.tanh(self.actor(obs))
         return {"loss/value": expectile_loss(adv, cfg.expectile), "loss/critic": per_sample.mean(),
                 "loss/actor": (weights * (pi - target_act).square().sum(-1)).mean(),

@@ -1,7 +1,7 @@
 """Robust RVI Q-learning for average-reward robust MDPs.
 
 Paper: Y. Wang, A. Velasquez, G. Atia, A. Prater-Bennette, S. Zou, "Model-Free Robust
-Average-Reward Reinforcement Learning", ICML 2023 (algorithms.md §6).
+Average-Reward Reinforcement Learning", ICML 2023.
 
 Setting: tabular, model-free, average reward, (s, a)-rectangular uncertainty set 𝒫 centred on the
 unknown nominal kernel P̃, learning from samples of P̃ only. The robust Bellman equation is
@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrobust.core.agent_base import AgentBase
-from rlrobust.core.errors import CheckpointError, ConfigError, choices
+from rlrobust.core.agent_base import AgentBase, batched_act
+from rlrobust.core.errors import ConfigError, choices
 from rlrobust.core.types import TrainingServices, TransitionBatch
 from rlrobust.robust import KernelSet, make_kernel_set, robust_relative_value_iteration
 
@@ -231,30 +231,27 @@ class RobustRVIQ(AgentBase):
         return float(rvi_offset(self.table.q.unsqueeze(0), self.config.offset, self.reference_pair)[0])
 
     # ------------------------------------------------------------------ protocol
-    def _indices(self, x: Any) -> torch.Tensor:
-        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, device=self.device)
-        return t.long().reshape(-1)
-
+    @batched_act
     @torch.no_grad()
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
-        s = self._indices(obs)
+        """ε-greedy (greedy if ``deterministic``) on the Q table: state indices ``(B,)`` → actions ``(B,)``."""
+        s = self.index_tensor(obs)
         actions = self.table.q[s].argmax(-1)
         if not deterministic and self.config.exploration_rate > 0:
             explore = torch.rand(len(s), generator=self.generator, device=self.device) < self.config.exploration_rate
             random = torch.randint(self.n_actions, (len(s),), generator=self.generator, device=self.device)
             actions = torch.where(explore, random, actions)
-        out = actions.cpu().numpy()
-        return out[0] if np.ndim(obs) == 0 else out  # unbatched in, unbatched out
+        return actions.cpu().numpy()
 
     @torch.no_grad()
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         cfg = self.config
-        s = self._indices(batch.observations).unsqueeze(0)  # (1, B): one copy
-        a = self._indices(batch.actions).unsqueeze(0)
+        s = self.index_tensor(batch.observations).unsqueeze(0)  # (1, B): one copy
+        a = self.index_tensor(batch.actions).unsqueeze(0)
         r = batch.rewards.to(self.device, torch.float64).reshape(1, -1)
         q = self.table.q.unsqueeze(0)  # a view: updates land in the parameter
         sigma = estimate_next_values(self.kernel_set, q, s, a, self.generative_model, self.generator,
-                                     cfg.mlmc_psi, next_states=self._indices(batch.next_observations).unsqueeze(0))
+                                     cfg.mlmc_psi, next_states=self.index_tensor(batch.next_observations).unsqueeze(0))
         td, alpha = update_tables(q, self.counts.unsqueeze(0), s, a, r, sigma, offset=cfg.offset,
                                   reference_pair=self.reference_pair, learning_rate=cfg.learning_rate,
                                   lr_schedule=cfg.lr_schedule, lr_power=cfg.lr_power, num_updates=self.num_updates,
@@ -278,8 +275,5 @@ class RobustRVIQ(AgentBase):
         return {"counts": self.counts.clone()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        if set(state) != {"counts"} or tuple(state["counts"].shape) != tuple(self.counts.shape):
-            raise CheckpointError(f"robust_rvi_q extra state must be {{'counts': ({self.n_states}, {self.n_actions})}}, "
-                                  f"got keys {sorted(state)}")
         self.counts.copy_(state["counts"])
 

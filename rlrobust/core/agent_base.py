@@ -5,25 +5,61 @@ Subclasses build their networks and optimizers in ``__init__`` and list them in
 
 * ``state_dict`` / ``load_state_dict`` covering every network (targets included), optimizer,
   the update counter, the agent's RNG states and any ``extra_state`` (running statistics), with
-  all key/shape problems collected and reported *before* anything is changed;
+  all key/shape problems (extra state included) collected and reported *before* anything is
+  changed, so ``load_extra_state`` only assigns;
 * :meth:`check_finite`, which stops an update that produced NaN/inf, naming the term and step;
 * observation conversion and space checks with clear errors.
+
+Idioms every agent shares live here too: :func:`batched_act` (an unbatched observation in, an
+unbatched action out, so ``act`` bodies handle batches only) and :func:`validate_config` (a list
+of ``(condition, message)`` checks reported together).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
-from rlrobust.core.errors import CheckpointError, NonFiniteError, SpaceError
+from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, SpaceError
 from rlrobust.core.seeding import numpy_generator, numpy_state, set_numpy_state, spawn_seeds, torch_generator
+
+_Act = TypeVar("_Act", bound=Callable[..., np.ndarray])
+
+
+def batched_act(act: _Act) -> _Act:
+    """Decorator for ``act``: an unbatched observation runs as a batch of one and its action comes
+    back unbatched (``(act_dim,)``, or a 0-d array for discrete actions).
+
+    "Unbatched" means the observation has exactly the observation space's rank (a vector for a
+    1-D ``Box``, a scalar state index for ``Discrete``). The decorated body sees batches only.
+    """
+
+    @functools.wraps(act)
+    def wrapper(self: AgentBase, obs: Any, *, deterministic: bool = False) -> np.ndarray:
+        if np.ndim(obs) != len(self.observation_space.shape or ()):
+            return act(self, obs, deterministic=deterministic)
+        batch = obs.unsqueeze(0) if isinstance(obs, torch.Tensor) else np.asarray(obs)[None]
+        return np.asarray(act(self, batch, deterministic=deterministic)[0])
+
+    return wrapper  # type: ignore[return-value]
+
+
+def validate_config(agent: str, config: Any, checks: Iterable[tuple[bool, str]]) -> None:
+    """Raise one :class:`ConfigError` listing every failed ``(condition, message)`` check.
+
+    ``agent`` names the config in the message (``"invalid IQN config: kappa must be > 0; ..."``).
+    """
+    bad = [message for ok, message in checks if not ok]
+    if bad:
+        raise ConfigError(f"invalid {agent} config: {'; '.join(bad)} (got {config})")
 
 
 class AgentBase:
@@ -76,9 +112,22 @@ class AgentBase:
         return {}
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
-        """Inverse of :meth:`extra_state`; the default accepts only an empty state."""
-        if state:
-            raise CheckpointError(f"unexpected extra state keys {sorted(state)} for agent {self.name!r}")
+        """Inverse of :meth:`extra_state`: assign the values. ``load_state_dict`` has already
+        checked ``state`` with :meth:`extra_state_problems` (same keys, same tensor shapes)."""
+
+    def extra_state_problems(self, state: Mapping[str, Any]) -> list[str]:
+        """What keeps ``state`` from being loaded as this agent's extra state: keys missing or
+        unexpected, and tensors whose shape differs from the agent's own (:meth:`extra_state`)."""
+        own = self.extra_state()
+        problems = [f"missing extra.{k}" for k in sorted(set(own) - set(state))]
+        problems += [f"unexpected extra.{k}" for k in sorted(set(state) - set(own))]
+        for key, value in own.items():
+            if isinstance(value, torch.Tensor) and key in state:
+                given = getattr(state[key], "shape", None)
+                if given is None or tuple(given) != tuple(value.shape):
+                    shape = "no tensor" if given is None else tuple(given)
+                    problems.append(f"wrong shape extra.{key}: checkpoint {shape} vs agent {tuple(value.shape)}")
+        return problems
 
     # ----------------------------------------------------------------- helpers for subclasses
     @contextlib.contextmanager
@@ -100,6 +149,11 @@ class AgentBase:
         if t.dim() == len(shape):
             t = t.unsqueeze(0)
         return t
+
+    def index_tensor(self, x: Any) -> torch.Tensor:
+        """State or action indices as a flat int64 tensor ``(B,)`` on the agent's device (tabular agents)."""
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, device=self.device)
+        return t.long().reshape(-1)
 
     def check_finite(self, values: Mapping[str, torch.Tensor]) -> None:
         """Raise :class:`NonFiniteError` naming every non-finite term; call before ``step()``."""
@@ -180,6 +234,7 @@ class AgentBase:
                 for k, v in own.items()
                 if k in given and tuple(given[k].shape) != tuple(v.shape)
             ]
+        problems += self.extra_state_problems(state.get("extra", {}))
         if problems:
             raise CheckpointError(f"cannot load state into agent {self.name!r}: " + "; ".join(problems))
         for key, module in self.networks().items():

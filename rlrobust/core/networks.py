@@ -6,6 +6,8 @@
 * :class:`CosineEmbedding` — IQN's τ-embedding ``φ(τ)_j = ReLU(Σ_i cos(π i τ) w_ij + b_j)``.
 * :class:`TanhGaussianActor` — the tanh-squashed Gaussian policy of SAC/DSAC, rescaled to the
   action box, with the exact log-probability correction.
+* :class:`BoxRescale` — the affine map between ``[−1, 1]^d`` and a bounded action box, for
+  agents whose networks work in ``[−1, 1]`` (IDQL, RIQL).
 """
 
 from __future__ import annotations
@@ -155,7 +157,39 @@ class TanhGaussianActor(nn.Module):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             u = mean + std * noise
         log_prob = squashed_gaussian_log_prob(u, mean, log_std, self.scale)
-        return torch.tanh(u) * self.scale + self.offset, log_prob
+        return self.squash(u), log_prob
+
+    def squash(self, u: torch.Tensor) -> torch.Tensor:
+        """``offset + scale·tanh(u)``: a pre-squash sample (or mean) as an action in the box."""
+        return torch.tanh(u) * self.scale + self.offset
+
+    def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """The deterministic action ``squash(mean)``, ``(B, act_dim)``, differentiable in ``obs``."""
+        mean, _ = self.distribution_params(obs)
+        return self.squash(mean)
+
+
+class BoxRescale:
+    """The affine map between ``[−1, 1]^d`` and the box ``[low, high]``: ``a = offset + scale·u``.
+
+    Args:
+        low, high: the finite bounds (arrays or tensors of the action shape).
+        device: where the two float32 tensors live.
+    """
+
+    def __init__(self, low: torch.Tensor | Sequence[float], high: torch.Tensor | Sequence[float],
+                 device: str | torch.device | None = None) -> None:
+        low_t, high_t = torch.as_tensor(low).float(), torch.as_tensor(high).float()
+        self.offset = ((high_t + low_t) / 2).to(device)
+        self.scale = ((high_t - low_t) / 2).to(device)
+
+    def to_box(self, u: torch.Tensor) -> torch.Tensor:
+        """``u ∈ [−1, 1]^d`` → the action ``u·scale + offset``."""
+        return u * self.scale + self.offset
+
+    def to_unit(self, actions: torch.Tensor, clip: float = 1.0) -> torch.Tensor:
+        """An action in the box → ``[−1, 1]^d``, clipped to ``±clip``."""
+        return ((actions - self.offset) / self.scale).clamp(-clip, clip)
 
 
 def squashed_gaussian_log_prob(

@@ -1,4 +1,4 @@
-"""Risk distortions for distributional acting (Dabney et al. 2018, §3.1 and algorithms.md §8.4).
+"""Risk distortions for distributional acting (Dabney et al. 2018, §3.1).
 
 A distortion ``β: [0, 1] → [0, 1]`` is a non-decreasing map with ``β(0) = 0`` and ``β(1) = 1``.
 An IQN agent acting under ``β`` draws ``u ~ U[0, 1]``, evaluates the quantiles at ``τ = β(u)``

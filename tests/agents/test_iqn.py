@@ -19,7 +19,7 @@ import rlrobust.conf
 from rlrobust.agents.iqn import IQNConfig, _adam_step, _clip_grad_norm
 from rlrobust.core.errors import CheckpointError, ConfigError, SpaceError
 from rlrobust.core.losses import quantile_huber_loss
-from rlrobust.core.types import TransitionBatch
+from rlrobust.core.types import CriticOutput, TransitionBatch
 
 Box, Discrete = gym.spaces.Box, gym.spaces.Discrete
 OBS4 = Box(-1, 1, (4,), np.float32)
@@ -136,23 +136,59 @@ def _reference_update(agent, tb, generator):
 
 
 @pytest.mark.parametrize("max_grad_norm", [0.05, None])
+@pytest.mark.parametrize("cfg", [{}, {"double_q": True}, {"shared_taus": False}, {"head_arch": [16]}])
+def test_fast_path_equals_the_agents_textbook_update(max_grad_norm, cfg):
+    # IQN.update's fast path (fast_update: shared torso/embedding passes, addmm heads, the loss
+    # gradient without autograd, direct fused Adam, clipping only when it changes the gradient)
+    # must take the same steps as the textbook loop written out in IQN.update, Adam's state and
+    # the target syncs included.
+    kw = dict(seed=5, learning_rate=1e-2, max_grad_norm=max_grad_norm, target_update_interval=2, **cfg)
+    fast, plain = make(**kw), make(**kw)
+    plain.fast_path = False
+    for i in range(5):
+        tb = batch(seed=i)
+        m_fast, m_plain = fast.update(tb), plain.update(tb)
+        assert max_grad_norm is None or m_fast["grad_norm/critic"] > max_grad_norm  # the clipping branch runs
+        assert m_fast == pytest.approx(m_plain, rel=1e-5, abs=1e-6)
+        for net in ("critic", "critic_target"):
+            for p_fast, p_plain in zip(getattr(fast, net).parameters(), getattr(plain, net).parameters()):
+                assert torch.allclose(p_fast, p_plain, atol=1e-6, rtol=0)
+    assert torch.equal(fast.generator.get_state(), plain.generator.get_state())
+    assert all(p.grad is None for p in (*fast.critic.parameters(), *plain.critic.parameters()))
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.05, None])
 def test_update_equals_plain_pytorch_reference(max_grad_norm):
-    # The fast path (loss gradient without autograd, autograd.grad, direct fused Adam, clipping
-    # only when it changes the gradient) must take the same step as the textbook loop, including
-    # Adam's state across steps.
+    # Both paths of the agent also equal this independent copy of the textbook loop.
     cfg = dict(seed=5, learning_rate=1e-2, max_grad_norm=max_grad_norm)
     fast, ref = make(**cfg), make(**cfg)
+    plain = make(**cfg)
+    plain.fast_path = False
     for i in range(4):
         g = torch.Generator().manual_seed(0)
         g.set_state(ref.generator.get_state())
         tb = batch(seed=i)
         norm = fast.update(tb)["grad_norm/critic"]
+        plain.update(tb)
         assert max_grad_norm is None or norm > max_grad_norm  # the clipping branch runs
         _reference_update(ref, tb, g)
         ref.generator.set_state(g.get_state())
-        for p_fast, p_ref in zip(fast.critic.parameters(), ref.critic.parameters()):
-            assert torch.allclose(p_fast, p_ref, atol=1e-6, rtol=0)
+        for agent in (fast, plain):
+            for p_agent, p_ref in zip(agent.critic.parameters(), ref.critic.parameters()):
+                assert torch.allclose(p_agent, p_ref, atol=1e-6, rtol=0)
     assert all(p.grad is None for p in fast.critic.parameters())
+
+
+def test_value_distribution_is_the_shared_critic_output():
+    agent = make(n_action_quantiles=8)
+    obs = torch.rand(5, 4) * 2 - 1
+    out = agent.value_distribution(obs)
+    assert isinstance(out, CriticOutput)
+    assert out.quantiles.shape == (5, 8, 3) and out.taus.shape == (5, 8) and out.q.shape == (5, 3)
+    assert torch.allclose(out.taus[0], (torch.arange(8) + 0.5) / 8)
+    torch.testing.assert_close(out.q, out.quantiles.mean(dim=1))
+    # risk-neutral acting is greedy on the same midpoints
+    assert np.array_equal(out.q.argmax(dim=1).numpy(), agent.act(obs.numpy(), deterministic=True))
 
 
 def test_adam_step_is_torch_adam_and_state_dict_roundtrips():

@@ -36,6 +36,32 @@ def test_i5_yaml_keys_equal_config_fields(path):
     assert set(data) == fields, f"only in yaml: {set(data) - fields}; only in Config: {fields - set(data)}"
 
 
+@pytest.mark.parametrize("path", AGENT_YAMLS, ids=lambda p: p.stem)
+def test_i5_yaml_values_equal_config_defaults(path):
+    # The dataclass is the one source of every default; conf/agent/<name>.yaml repeats them so
+    # that each value sits next to its paper citation (and shows in --help). They must agree
+    # value for value, or a Python user (Config()) and a CLI user would train different agents.
+    data = yaml.safe_load(path.read_text())
+    data.pop("name")
+    defaults = dataclasses.asdict(get_agent_class(path.stem).Config())
+    differ = {k: (data[k], defaults[k]) for k in sorted(data.keys() & defaults.keys())
+              if not _same(data[k], defaults[k])}
+    assert not differ, f"{path.name} vs {path.stem}'s Config defaults, key: (yaml, dataclass): {differ}"
+
+
+def _same(a, b) -> bool:
+    """Equal values, where YAML's int/float and list spellings count as the dataclass's."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return float(a) == float(b)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
 @pytest.mark.parametrize("name", rlrobust.list_agents())
 def test_i1_every_agent_config_composes_and_builds(name):
     cfg = compose_train_config(agent=name)
