@@ -45,6 +45,14 @@ Deviations from the paper / official code:
 * The running std and all counters are checkpointed (a plain attribute in the official code).
 * ``ent_coef="auto"`` starts at the official ``log α = 1`` (α ≈ 2.72); ``"auto_X"`` starts at
   ``α = X`` as in SB3.
+
+:meth:`DSAC.value_distribution` returns the learned Gaussian through the shared
+:class:`~rlrobust.core.types.CriticOutput` (``q`` and ``std``).
+
+One module of about 500 lines, on purpose: the pure functions at the top (the three critic
+surrogates, the soft targets, the clipped std target, the Gaussian CVaR) are DSAC's own, each
+used once by :meth:`DSAC.update` and tested alone in ``tests/agents/test_dsac.py``; kept next to
+the update, the equations above and the code that runs them read together.
 """
 
 from __future__ import annotations
@@ -66,7 +74,7 @@ from rlrobust.core.errors import ConfigError
 from rlrobust.core.networks import EnsembleMLP, TanhGaussianActor
 from rlrobust.core.optim import fused_adam
 from rlrobust.core.targets import frozen_copy, polyak_update
-from rlrobust.core.types import TransitionBatch
+from rlrobust.core.types import CriticOutput, TransitionBatch
 
 _BIAS = 0.1  # the official "bias" that keeps the NLL gradients finite as σ → 0
 VARIANTS = ("t", "v1", "t2025")
@@ -366,6 +374,19 @@ class DSAC(AgentBase):
         """The deterministic action ``(B, act_dim)`` as a differentiable function of ``obs``
         (what observation attacks push on; ``act(deterministic=True)`` without the no-grad)."""
         return self.actor.mean_action(obs.float())
+
+    @torch.no_grad()
+    def value_distribution(self, obs: torch.Tensor, actions: torch.Tensor) -> CriticOutput:
+        """The learned return distribution ``Z(s, a) ~ N(Q, σ²)`` through the shared critic interface.
+
+        ``obs (B, obs_dim)``, ``actions (B, act_dim)`` → ``q (B,)`` and ``std (B,)`` of the critic
+        with the lower mean at each row (the one the targets bootstrap from; with
+        ``variant="v1"`` the only one).
+        """
+        q, std = self._critic(self.critic, torch.as_tensor(obs, device=self.device).float(),
+                              torch.as_tensor(actions, device=self.device).float())  # (K, B)
+        q_min, j = q.min(dim=0)
+        return CriticOutput(q=q_min, std=std.gather(0, j.unsqueeze(0)).squeeze(0))
 
     def _critic(
         self, net: nn.Module, obs: torch.Tensor, actions: torch.Tensor

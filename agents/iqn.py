@@ -23,7 +23,7 @@ batches: one torso pass and one embedding pass serve both the target's action se
 quantiles, a linear head computes only the taken action's quantiles (``addmm``), the loss comes
 with its gradient (:func:`~rlrobust.core.losses.quantile_huber_loss_and_grad`) so no autograd
 node is built for it, clipping runs only when it changes the gradient, and Adam's fused kernel
-is called directly (:func:`_adam_step`). ``tests/agents/test_iqn.py`` checks that both paths of
+is called directly (``_adam_step``). ``tests/agents/test_iqn.py`` checks that both paths of
 the agent (and a plain copy in the test) take the same steps.
 
 Acting is ε-greedy on ``Q_β(s, a) = (1/K) Σ_k Z_{β(τ̃_k)}(s, a)`` where ``β`` is the risk

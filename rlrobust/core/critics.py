@@ -1,13 +1,10 @@
-"""Distributional critics for discrete actions, returning :class:`~rlrobust.core.types.CriticOutput`.
+"""IQN's distributional critic for discrete actions, returning :class:`~rlrobust.core.types.CriticOutput`.
 
-* :class:`ImplicitQuantileCritic` — IQN's ``Z_τ(s, ·)`` for any fractions ``τ`` (Dabney et al.
-  2018): a torso ``ψ(s)``, the cosine embedding ``φ(τ)``, their product, then a head.
-* :class:`QuantileCritic` — QR-DQN's fixed fractions, the midpoints ``τ̂_i = (2i − 1)/(2N)``
-  (Dabney et al. 2017): one MLP whose output is reshaped to ``(B, N, A)``.
-
-Both lay out quantiles as ``(B, N, A)`` and report ``q = mean over the N quantiles``, so an agent
-can swap one critic for the other. Both use PyTorch's default ``nn.Linear`` init, which is the
-same distribution as dopamine's ``variance_scaling(1/3, fan_in, uniform)``: ``U(±1/√fan_in)``.
+:class:`ImplicitQuantileCritic` — ``Z_τ(s, ·)`` for any fractions ``τ`` (Dabney et al. 2018): a
+torso ``ψ(s)``, the cosine embedding ``φ(τ)``, their product, then a head. Quantiles are laid out
+as ``(B, N, A)`` and ``q`` is their mean over the ``N`` fractions. It uses PyTorch's default
+``nn.Linear`` init, which is the same distribution as dopamine's ``variance_scaling(1/3, fan_in,
+uniform)``: ``U(±1/√fan_in)``.
 """
 
 from __future__ import annotations
@@ -154,36 +151,3 @@ class ImplicitQuantileCritic(nn.Module):
         """
         z = self.quantiles(obs, taus)
         return CriticOutput(q=z.mean(dim=1), quantiles=z, taus=taus.expand(z.shape[0], -1))
-
-
-class QuantileCritic(nn.Module):
-    """QR-DQN's critic: ``N`` quantiles at the fixed midpoints ``τ̂_i = (2i − 1)/(2N)``.
-
-    Args:
-        obs_dim: size of the (vector) observation.
-        n_actions: number of discrete actions ``A``.
-        n_quantiles: ``N``.
-        net_arch: hidden widths.
-        act: activation.
-    """
-
-    def __init__(
-        self,
-        obs_dim: int,
-        n_actions: int,
-        n_quantiles: int,
-        net_arch: Sequence[int] = (256, 256),
-        *,
-        act: str = "relu",
-    ) -> None:
-        super().__init__()
-        self.n_actions = n_actions
-        self.n_quantiles = n_quantiles
-        self.net = mlp(obs_dim, net_arch, n_quantiles * n_actions, act=act)
-        taus = (torch.arange(n_quantiles, dtype=torch.float32) + 0.5) / n_quantiles
-        self.register_buffer("taus", taus, persistent=False)
-
-    def forward(self, obs: torch.Tensor) -> CriticOutput:
-        """``obs (B, obs_dim)`` → quantiles ``(B, N, A)``, ``q (B, A)``, ``taus (B, N)``."""
-        z = self.net(obs).view(obs.shape[0], self.n_quantiles, self.n_actions)  # (B, N, A)
-        return CriticOutput(q=z.mean(dim=1), quantiles=z, taus=self.taus.expand(obs.shape[0], -1))

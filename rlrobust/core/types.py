@@ -1,9 +1,9 @@
 """The data every rlrobust component exchanges.
 
 * :class:`TransitionBatch` — what the replay buffer samples and ``Agent.update`` consumes.
-* :class:`CriticOutput` — what every critic returns (d3rlpy's idea): the expected value plus,
-  for distributional critics, the quantiles and their fractions, so any agent can take a
-  distributional critic.
+* :class:`CriticOutput` — a learned return distribution: the expected value plus the quantiles
+  and their fractions (IQN's critic, ``IQN.value_distribution``) or the std of a Gaussian
+  (``DSAC.value_distribution``).
 * :class:`TrainingServices` — what the trainer hands an agent that needs more than batches.
 
 The agent contract itself (the required :class:`~rlrobust.core.interfaces.Agent` protocol and
@@ -56,7 +56,7 @@ class TransitionBatch:
 
 @dataclass(frozen=True)
 class CriticOutput:
-    """What a critic returns.
+    """A learned return distribution, as the agents that learn one return it (``value_distribution``).
 
     Attributes:
         q: ``(B, A)`` for discrete critics or ``(B,)`` for state-action critics: the expected

@@ -23,7 +23,7 @@ from rlrobust.agents.dsac import (
 )
 from rlrobust.core.errors import ConfigError, SpaceError
 from rlrobust.core.networks import squashed_gaussian_log_prob
-from rlrobust.core.types import TransitionBatch
+from rlrobust.core.types import CriticOutput, TransitionBatch
 
 Box = gym.spaces.Box
 ONE_D = Box(-1.0, 1.0, (1,), np.float32)
@@ -284,3 +284,16 @@ def test_risk_sensitive_actor_prefers_low_variance_action(risk, expect_low_varia
         assert action < -0.5
     else:
         assert action > 0.5
+
+
+@pytest.mark.parametrize("variant", ["t", "v1"])
+def test_value_distribution_is_the_shared_critic_output(variant):
+    agent = make(Box(-1, 1, (3,), np.float32), Box(-2, 2, (2,), np.float32), variant=variant)
+    obs, actions = torch.rand(6, 3) * 2 - 1, torch.rand(6, 2) * 4 - 2
+    out = agent.value_distribution(obs, actions)
+    assert isinstance(out, CriticOutput) and out.quantiles is None
+    assert out.q.shape == (6,) and out.std.shape == (6,) and bool((out.std > 0).all())
+    q, std = agent._critic(agent.critic, obs, actions)  # (K, B)
+    lower = q.argmin(dim=0)
+    torch.testing.assert_close(out.q, q.min(dim=0).values)
+    torch.testing.assert_close(out.std, std[lower, torch.arange(6)])

@@ -1,4 +1,4 @@
-"""B4 (critic part): cosine embedding and distributional critics, against formulas written here."""
+"""Cosine embedding and IQN's distributional critic, against formulas written here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlrobust.core.critics import ImplicitQuantileCritic, QuantileCritic
+from rlrobust.core.critics import ImplicitQuantileCritic
 from rlrobust.core.networks import CosineEmbedding
 from rlrobust.core.types import CriticOutput
 
@@ -82,12 +82,3 @@ def test_implicit_quantile_critic_rejects_bad_taus():
         critic(torch.zeros(5, 3), torch.zeros(4, 6))
     with pytest.raises(ValueError, match="net_arch"):
         ImplicitQuantileCritic(3, 2, [])
-
-
-def test_quantile_critic_midpoints_and_shapes():
-    critic = QuantileCritic(3, 2, n_quantiles=4, net_arch=[8])
-    out = critic(torch.randn(5, 3))
-    assert out.taus.shape == (5, 4)
-    assert out.taus[0].tolist() == pytest.approx([1 / 8, 3 / 8, 5 / 8, 7 / 8])  # (2i − 1)/(2N)
-    assert out.quantiles.shape == (5, 4, 2)
-    assert torch.allclose(out.q, out.quantiles.mean(dim=1))
