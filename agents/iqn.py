@@ -79,6 +79,9 @@ class IQNConfig:
     """IQN hyperparameters (SB3 names where SB3's DQN/QR-DQN has the concept)."""
 
     learning_rate: float = 1e-3
+    #: None: constant ``learning_rate``; a value: linear decay from ``learning_rate`` to it over
+    #: training (SB3/rl-zoo's ``lin_`` schedules), so late rounds of updates move the policy less
+    learning_rate_final: float | None = None
     buffer_size: int = 100_000  #: read by the trainer's replay buffer
     learning_starts: int = 1_000  #: env steps of uniform random actions before updates (trainer)
     batch_size: int = 64
@@ -109,6 +112,10 @@ class IQNConfig:
 def _validate(cfg: IQNConfig) -> None:
     checks = [
         (cfg.learning_rate > 0, "learning_rate must be > 0"),
+        (
+            cfg.learning_rate_final is None or 0.0 <= cfg.learning_rate_final <= cfg.learning_rate,
+            "learning_rate_final must be None or lie in [0, learning_rate]",
+        ),
         (cfg.batch_size >= 1, "batch_size must be >= 1"),
         (0.0 < cfg.tau <= 1.0, "tau must lie in (0, 1]"),
         (0.0 <= cfg.gamma <= 1.0, "gamma must lie in [0, 1]"),
@@ -184,10 +191,16 @@ class IQN(AgentBase):
         self._max_norm = math.inf if config.max_grad_norm is None else float(config.max_grad_norm)
         self._progress = 0.0
 
-    # ----------------------------------------------------------------- exploration schedule
+    # ----------------------------------------------------------------- schedules
     def set_progress(self, fraction: float) -> None:
-        """Tell the agent how far training is (``step / total_steps``); drives the ε schedule."""
+        """Tell the agent how far training is (``step / total_steps``); drives the ε schedule
+        and, with ``learning_rate_final``, the linear learning-rate decay."""
         self._progress = min(max(float(fraction), 0.0), 1.0)
+        c = self.config
+        if c.learning_rate_final is not None:
+            lr = c.learning_rate + self._progress * (c.learning_rate_final - c.learning_rate)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
 
     @property
     def exploration_rate(self) -> float:

@@ -97,6 +97,18 @@ def test_exploration_schedule():
     assert np.all(np.abs(counts / 3000 - 1 / 3) < 0.04)
 
 
+def test_learning_rate_decays_linearly_with_progress_and_is_constant_by_default():
+    agent = make(learning_rate=1e-3, learning_rate_final=1e-4)
+    for progress, lr in {0.0: 1e-3, 0.5: 5.5e-4, 1.0: 1e-4}.items():
+        agent.set_progress(progress)
+        assert agent.optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+    constant = make(learning_rate=1e-3)
+    constant.set_progress(0.9)
+    assert constant.optimizer.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ConfigError, match="learning_rate_final"):
+        make(learning_rate=1e-3, learning_rate_final=2e-3)
+
+
 # ----------------------------------------------------------------------------- updates
 @pytest.mark.parametrize(
     "cfg", [{}, {"double_q": True}, {"shared_taus": False}, {"head_arch": [16]}, {"max_grad_norm": None}]
