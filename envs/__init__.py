@@ -17,7 +17,7 @@ _EXPORTS: dict[str, str] = {
     "ExternalForceAdversary": "perturbation",
     "NoisyActionAdversary": "perturbation",
     "ProbabilisticActionAdversary": "perturbation",
-    "make_env": "perturbation",
+    "make_env": "factory",
     "UniformSampler": "perturbation",
     "SequenceSampler": "perturbation",
     # mujoco_params.py: named physical parameters

@@ -191,7 +191,7 @@ def differentiable_policy(policy: Any) -> Callable[[Any], Any] | None:
     The output is what the policy decides from: per-action scores (Q-values or logits,
     ``(B, A)``) for discrete actions, the deterministic action ``(B, d_a)`` for continuous
     ones. Recognised: objects with a ``policy_output`` method (rlrobust's IQN and DSAC, and the
-    :class:`~rlrobust.evaluation.policies.AgentPolicy` around them), SB3 models and policies
+    :class:`~rlrobust.interop.policies.AgentPolicy` around them), SB3 models and policies
     (and :class:`~rlrobust.interop.sb3.SB3Policy`), and ``torch.nn.Module``.
     """
     return _torch_forward(policy)[0]
@@ -314,11 +314,11 @@ class ObservationAttack(_ObservationDisruption, gym.utils.RecordConstructorArgs)
         self.eps = check_scale(eps, "eps", shape=self.observation_space.shape) * np.ones(self.observation_space.shape)
 
     def set_policy(self, policy: Callable[[Any], Any]) -> None:
-        """Attack ``policy`` (an agent, SB3 model, :mod:`rlrobust.evaluation.policies` wrapper,
+        """Attack ``policy`` (an agent, SB3 model, :mod:`rlrobust.interop.policies` wrapper,
         torch module or callable ``obs -> action``)."""
         import torch
 
-        from rlrobust.evaluation.policies import as_policy
+        from rlrobust.interop.policies import as_policy
 
         forward, device = _torch_forward(policy)
         if self.method != "random" and forward is None and not self.fallback:

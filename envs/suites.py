@@ -2,7 +2,7 @@
 strength of a disruption (observation noise, observation attack, parameter drift).
 
 The MuJoCo boxes are RRLS's 1d/2d/3d uncertainty sets (M2TD3, Tanabe et al. 2022; RRLS
-``XxxParamsBound``; ``algorithms.md`` §9.1), with parameter names from
+``XxxParamsBound``), with parameter names from
 :mod:`rlrobust.envs.mujoco_params`. Two deliberate differences from RRLS:
 
 * Grids include **both** bounds of every dimension (``np.linspace``); RRLS's
@@ -118,11 +118,22 @@ class Suite:
         """The task wrapped in a :class:`ParameterPerturbation` restricted to this box, or in
         this suite's disruption (attacking ``policy`` for an observation-attack suite).
         ``kwargs`` go to ``gym.make``."""
-        from rlrobust.envs.perturbation import make_env
+        from rlrobust.envs.build import DISRUPTIONS, make_base_env, plain, wrap_disruption
+        from rlrobust.envs.perturbation import ParameterPerturbation
 
-        if self.disruption is None:
-            return make_env(self.env_id, {"kind": "static", "suite": self.id}, **kwargs)
-        env = make_env(self.env_id, dict(self.disruption), **kwargs)
+        spec: dict[str, Any] = {} if self.disruption is None else plain(self.disruption)
+        kind = spec.pop("kind", None)
+        spec.pop("name", None)  # a free-form label, as in the perturbation configs
+        if self.disruption is not None and kind not in DISRUPTIONS:
+            raise PerturbationError(f"suite {self.id!r}: disruption kind {kind!r} is not one of {choices(DISRUPTIONS)}")
+        env = make_base_env(self.env_id, **kwargs)
+        try:
+            if self.disruption is None:
+                return ParameterPerturbation(env, bounds=dict(self.bounds))
+            env = wrap_disruption(env, str(kind), spec)
+        except Exception:
+            env.close()
+            raise
         if self.needs_policy:
             if policy is None:
                 env.close()

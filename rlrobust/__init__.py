@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rlrobust._version import __version__
 from rlrobust.core.errors import (
     CheckpointError,
     ConfigError,
@@ -21,8 +22,6 @@ from rlrobust.core.errors import (
     UnknownAgentError,
 )
 from rlrobust.core.registry import list_agents, make_agent
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

@@ -31,7 +31,7 @@ import rlrobust  # noqa: E402
 from rlrobust.core.seeding import spawn_seeds  # noqa: E402
 from rlrobust.envs.mujoco_params import silence_mujoco_warnings  # noqa: E402
 from rlrobust.envs.suites import get_suite  # noqa: E402
-from rlrobust.evaluation.policies import ConstantPolicy  # noqa: E402
+from rlrobust.interop.policies import ConstantPolicy  # noqa: E402
 
 
 def _bare_steps(env_id: str, policy: Any, lengths: np.ndarray, seeds: list[int]) -> tuple[float, int]:

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 import rlrobust  # noqa: E402
 from rlrobust.envs.mujoco_params import silence_mujoco_warnings  # noqa: E402
-from rlrobust.evaluation.policies import ConstantPolicy  # noqa: E402
+from rlrobust.interop.policies import ConstantPolicy  # noqa: E402
 
 
 def world_steps(env_id: str, nworld: int, steps: int, device: str) -> dict[str, float]:

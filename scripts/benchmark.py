@@ -270,7 +270,7 @@ def iqn_learning(seeds: int = 5, steps: int = 50_000, eval_interval: int = 2500,
     from rlrobust.core.checkpoint import load_agent
     from rlrobust.core.episodes import run_episodes
     from rlrobust.core.logging import read_metrics
-    from rlrobust.evaluation.policies import AgentPolicy
+    from rlrobust.interop.policies import AgentPolicy
 
     torch.set_num_threads(1)
     agent_kwargs = _preset_agent(preset)

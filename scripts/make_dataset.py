@@ -9,7 +9,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlrobust.core.cli import readable_errors
+from rlrobust.cli import readable_errors
 from rlrobust.core.runner import make_env_factory
 from rlrobust.data import normalized_score, record_dataset
 

@@ -14,7 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rlrobust.core.cli import readable_errors, register_help_resolvers
+from rlrobust.cli import readable_errors, register_help_resolvers
 from rlrobust.core.registry import list_agents
 from rlrobust.core.runner import run_from_config
 

@@ -359,7 +359,8 @@ def from_perturbation(
         PerturbationError: a perturbation other than none/static/random (adversaries that act at
             every step have no batched form yet), or anything the CPU wrapper refuses.
     """
-    from rlrobust.envs.perturbation import ParameterPerturbation, make_env
+    from rlrobust.envs.factory import make_env
+    from rlrobust.envs.perturbation import ParameterPerturbation
 
     check_task(env_id)
     cpu = make_env(env_id, perturbation, **env_kwargs)

@@ -38,7 +38,7 @@ _PREFIX = "step_"
 
 
 def _library_version() -> str:
-    from rlrobust import __version__
+    from rlrobust._version import __version__
 
     return __version__
 

@@ -3,6 +3,7 @@ reports, and aggregation over seeds with intervals (:mod:`rlrobust.evaluation.st
 
 from __future__ import annotations
 
+from rlrobust.evaluation.reports import SuiteResult
 from rlrobust.evaluation.stats import (
     RunSummary,
     bootstrap_ci,
@@ -12,7 +13,7 @@ from rlrobust.evaluation.stats import (
     summarize_suite_results,
     write_suite_summary,
 )
-from rlrobust.evaluation.suite import SuiteResult, evaluate
+from rlrobust.evaluation.suite import evaluate
 
 __all__ = [
     "RunSummary",

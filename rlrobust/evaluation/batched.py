@@ -64,7 +64,7 @@ def evaluate_batched(
     """Returns and lengths, both ``(P, E)``, of one episode per point and reset seed.
 
     Args:
-        policy: what :func:`rlrobust.evaluation.policies.as_policy` returns.
+        policy: what :func:`rlrobust.interop.policies.as_policy` returns.
         suite: the suite (its box bounds every point).
         points: ``P`` parameter settings.
         seeds: ``E`` reset seeds, the same at every point.
@@ -72,7 +72,7 @@ def evaluate_batched(
         device: the Warp device, also where the policy's observations live.
     """
     from rlrobust.envs.batched.warp_env import WarpVectorEnv
-    from rlrobust.evaluation.policies import as_batched_policy
+    from rlrobust.interop.policies import as_batched_policy
 
     episodes = len(seeds)
     if not points or not episodes:

@@ -1,4 +1,9 @@
-"""Reports of a :class:`~rlrobust.evaluation.suite.SuiteResult`: CSV, JSON, plots, TensorBoard, text.
+"""The result of a suite evaluation, :class:`SuiteResult`, and its reports: CSV, JSON, plots,
+TensorBoard, text.
+
+:func:`rlrobust.evaluation.suite.evaluate` returns a :class:`SuiteResult`; its methods
+(``to_csv``, ``plot``, ``save``, ...) call the writers below, and :func:`read_json` reads one
+back. Both live here so that the writers and the result do not import each other.
 
 Plots use matplotlib's Agg backend (no display needed). A 2-D grid gives a heatmap of the
 mean return, one cell centred on each grid value; a 1-D suite a curve with a +-std band; for
@@ -11,13 +16,112 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from rlrobust.evaluation.suite import SuiteResult
+DEFAULT_CVAR_ALPHA = 0.1
+
+
+@dataclass
+class SuiteResult:
+    """Returns of a policy over a suite's points.
+
+    Attributes:
+        suite: suite id.
+        env_id: Gymnasium id of the task.
+        names: perturbed parameter names (dimension order).
+        points: ``P`` parameter settings.
+        returns: ``(P, E)`` episode returns.
+        lengths: ``(P, E)`` episode lengths.
+        seed: evaluation seed.
+        cvar_alpha: fraction of worst points averaged by :attr:`cvar`.
+        grid_shape: points per dimension when ``points`` is a full grid, else None (a sample).
+    """
+
+    suite: str
+    env_id: str
+    names: tuple[str, ...]
+    points: list[dict[str, float]]
+    returns: np.ndarray
+    lengths: np.ndarray
+    seed: int = 0
+    cvar_alpha: float = DEFAULT_CVAR_ALPHA
+    grid_shape: tuple[int, ...] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def point_means(self) -> np.ndarray:
+        """``(P,)`` mean return per point."""
+        return self.returns.mean(axis=1)
+
+    @property
+    def point_stds(self) -> np.ndarray:
+        """``(P,)`` return standard deviation per point (population, ddof=0)."""
+        return self.returns.std(axis=1)
+
+    @property
+    def worst(self) -> float:
+        """Minimum over points of the mean return."""
+        return float(self.point_means.min())
+
+    @property
+    def mean(self) -> float:
+        """Mean over points of the mean return."""
+        return float(self.point_means.mean())
+
+    @property
+    def cvar(self) -> float:
+        """Mean of the ``ceil(cvar_alpha * P)`` lowest point means."""
+        k = max(1, math.ceil(self.cvar_alpha * len(self.points)))
+        return float(np.sort(self.point_means)[:k].mean())
+
+    @property
+    def worst_point(self) -> dict[str, float]:
+        """The parameter setting with the lowest mean return."""
+        return dict(self.points[int(np.argmin(self.point_means))])
+
+    def summary(self) -> dict[str, float]:
+        """Headline numbers, all floats (``worst``, ``mean``, ``cvar``, ``cvar_alpha``, ``points``,
+        ``episodes``), ready for a metrics log."""
+        return {
+            "worst": self.worst, "mean": self.mean, "cvar": self.cvar, "cvar_alpha": float(self.cvar_alpha),
+            "points": float(len(self.points)), "episodes": float(self.returns.shape[1]),
+        }
+
+    def rows(self) -> list[dict[str, float]]:
+        """One row per point: the parameters, ``mean``, ``std``, ``min``, ``max``, ``episodes``, ``mean_length``."""
+        return [
+            {**point, "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
+             "episodes": int(r.size), "mean_length": float(n.mean())}
+            for point, r, n in zip(self.points, self.returns, self.lengths)
+        ]
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write :meth:`rows` as CSV."""
+        return write_csv(self, path)
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write the summary, settings and rows (and every episode return) as JSON."""
+        return write_json(self, path)
+
+    def plot(self, path: str | Path) -> Path:
+        """Heatmap PNG for 2-D suites (worst over the other axes for 3-D), a curve for 1-D."""
+        return plot(self, path)
+
+    def save(self, out_dir: str | Path, *, tensorboard: bool = True) -> dict[str, Path]:
+        """Write ``result.csv``, ``result.json``, the plot and TensorBoard events into ``out_dir``."""
+        return write_reports(self, out_dir, tensorboard=tensorboard)
+
+    def log_tensorboard(self, log_dir: str | Path, step: int = 0) -> None:
+        """Scalars ``robust/{worst,mean,cvar}``, the table as text, and the plot as a figure."""
+        log_tensorboard(self, log_dir, step)
+
+    def __str__(self) -> str:
+        return format_table(self)
 
 
 def _prepare(path: str | Path) -> Path:
@@ -59,8 +163,6 @@ def write_json(result: SuiteResult, path: str | Path) -> Path:
 
 def read_json(path: str | Path) -> SuiteResult:
     """The :class:`SuiteResult` that :func:`write_json` stored (every episode return and length)."""
-    from rlrobust.evaluation.suite import SuiteResult
-
     doc = json.loads(Path(path).read_text())
     names = tuple(doc["names"])
     return SuiteResult(

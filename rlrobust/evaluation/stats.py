@@ -28,7 +28,7 @@ import numpy as np
 from rlrobust.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rlrobust.evaluation.suite import SuiteResult
+    from rlrobust.evaluation.reports import SuiteResult
 
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
@@ -176,7 +176,7 @@ def summarize_suite_results(
     seed: int = 0,
 ) -> dict[str, RunSummary]:
     """Aggregate one suite's results over training seeds: a :class:`RunSummary` of the worst-case,
-    mean and CVaR return (one :class:`~rlrobust.evaluation.suite.SuiteResult` per seed).
+    mean and CVaR return (one :class:`~rlrobust.evaluation.reports.SuiteResult` per seed).
 
     Example::
 

@@ -27,14 +27,11 @@ Ctrl-C stops the workers and raises ``KeyboardInterrupt`` after one line saying 
 
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import os
 import pickle
 import sys
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,119 +41,7 @@ from rlrobust.core.errors import ConfigError, SpaceError
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.envs.suites import Suite, get_suite
 from rlrobust.evaluation.batched import check_backend, evaluate_batched
-
-DEFAULT_CVAR_ALPHA = 0.1
-
-
-@dataclass
-class SuiteResult:
-    """Returns of a policy over a suite's points.
-
-    Attributes:
-        suite: suite id.
-        env_id: Gymnasium id of the task.
-        names: perturbed parameter names (dimension order).
-        points: ``P`` parameter settings.
-        returns: ``(P, E)`` episode returns.
-        lengths: ``(P, E)`` episode lengths.
-        seed: evaluation seed.
-        cvar_alpha: fraction of worst points averaged by :attr:`cvar`.
-        grid_shape: points per dimension when ``points`` is a full grid, else None (a sample).
-    """
-
-    suite: str
-    env_id: str
-    names: tuple[str, ...]
-    points: list[dict[str, float]]
-    returns: np.ndarray
-    lengths: np.ndarray
-    seed: int = 0
-    cvar_alpha: float = DEFAULT_CVAR_ALPHA
-    grid_shape: tuple[int, ...] | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def point_means(self) -> np.ndarray:
-        """``(P,)`` mean return per point."""
-        return self.returns.mean(axis=1)
-
-    @property
-    def point_stds(self) -> np.ndarray:
-        """``(P,)`` return standard deviation per point (population, ddof=0)."""
-        return self.returns.std(axis=1)
-
-    @property
-    def worst(self) -> float:
-        """Minimum over points of the mean return."""
-        return float(self.point_means.min())
-
-    @property
-    def mean(self) -> float:
-        """Mean over points of the mean return."""
-        return float(self.point_means.mean())
-
-    @property
-    def cvar(self) -> float:
-        """Mean of the ``ceil(cvar_alpha * P)`` lowest point means."""
-        k = max(1, math.ceil(self.cvar_alpha * len(self.points)))
-        return float(np.sort(self.point_means)[:k].mean())
-
-    @property
-    def worst_point(self) -> dict[str, float]:
-        """The parameter setting with the lowest mean return."""
-        return dict(self.points[int(np.argmin(self.point_means))])
-
-    def summary(self) -> dict[str, float]:
-        """Headline numbers, all floats (``worst``, ``mean``, ``cvar``, ``cvar_alpha``, ``points``,
-        ``episodes``), ready for a metrics log."""
-        return {
-            "worst": self.worst, "mean": self.mean, "cvar": self.cvar, "cvar_alpha": float(self.cvar_alpha),
-            "points": float(len(self.points)), "episodes": float(self.returns.shape[1]),
-        }
-
-    def rows(self) -> list[dict[str, float]]:
-        """One row per point: the parameters, ``mean``, ``std``, ``min``, ``max``, ``episodes``, ``mean_length``."""
-        return [
-            {**point, "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
-             "episodes": int(r.size), "mean_length": float(n.mean())}
-            for point, r, n in zip(self.points, self.returns, self.lengths)
-        ]
-
-    def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`rows` as CSV."""
-        from rlrobust.evaluation.reports import write_csv
-
-        return write_csv(self, path)
-
-    def to_json(self, path: str | Path) -> Path:
-        """Write the summary, settings and rows (and every episode return) as JSON."""
-        from rlrobust.evaluation.reports import write_json
-
-        return write_json(self, path)
-
-    def plot(self, path: str | Path) -> Path:
-        """Heatmap PNG for 2-D suites (worst over the other axes for 3-D), a curve for 1-D."""
-        from rlrobust.evaluation.reports import plot
-
-        return plot(self, path)
-
-    def save(self, out_dir: str | Path, *, tensorboard: bool = True) -> dict[str, Path]:
-        """Write ``result.csv``, ``result.json``, the plot and TensorBoard events into ``out_dir``."""
-        from rlrobust.evaluation.reports import write_reports
-
-        return write_reports(self, out_dir, tensorboard=tensorboard)
-
-    def log_tensorboard(self, log_dir: str | Path, step: int = 0) -> None:
-        """Scalars ``robust/{worst,mean,cvar}``, the table as text, and the plot as a figure."""
-        from rlrobust.evaluation.reports import log_tensorboard
-
-        log_tensorboard(self, log_dir, step)
-
-    def __str__(self) -> str:
-        from rlrobust.evaluation.reports import format_table
-
-        return format_table(self)
-
+from rlrobust.evaluation.reports import DEFAULT_CVAR_ALPHA, SuiteResult
 
 # ---------------------------------------------------------------------------------------------
 # Workers
@@ -194,13 +79,13 @@ def check_policy_fits(policy: Any, suite: str | Suite, env_kwargs: dict[str, Any
     """Refuse a policy whose spaces do not fit the suite's env, before any work starts.
 
     Builds one env of the suite, compares its spaces with those the policy records
-    (:func:`~rlrobust.evaluation.policies.policy_spaces`; a plain callable is not checked), and
+    (:func:`~rlrobust.interop.policies.policy_spaces`; a plain callable is not checked), and
     returns the episode step cap for that env (:func:`~rlrobust.core.episodes.episode_step_cap`).
 
     Raises:
         SpaceError: showing the policy's and the env's spaces.
     """
-    from rlrobust.evaluation.policies import policy_spaces, spaces_fit
+    from rlrobust.interop.policies import policy_spaces, spaces_fit
 
     suite = get_suite(suite)
     env = suite.make_env(policy=policy, **dict(env_kwargs or {}))
@@ -320,7 +205,7 @@ def evaluate(
         SpaceError: the policy's spaces do not fit the suite's env (checked before any work).
         KeyboardInterrupt: on Ctrl-C, after stopping the workers.
     """
-    from rlrobust.evaluation.policies import as_policy
+    from rlrobust.interop.policies import as_policy
 
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")

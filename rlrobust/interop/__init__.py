@@ -1,4 +1,6 @@
-"""Interoperability with Stable-Baselines3 (:mod:`rlrobust.interop.sb3`, :mod:`rlrobust.interop.vec_env`)."""
+"""Interoperability: Stable-Baselines3 models and vector envs (:mod:`rlrobust.interop.sb3`,
+:mod:`rlrobust.interop.vec_env`), and anything used as a policy turned into ``obs -> action``
+(:mod:`rlrobust.interop.policies`)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from rlrobust.envs import make_env
 from rlrobust.envs.batched.tasks import TASKS
 from rlrobust.envs.batched.worlds import GRAVITY, WorldParameters
 from rlrobust.evaluation.batched import supported_suites
-from rlrobust.evaluation.policies import ConstantPolicy, LinearPolicy, as_batched_policy
+from rlrobust.interop.policies import ConstantPolicy, LinearPolicy, as_batched_policy
 
 # MuJoCo derives these from masses and inertias (mj_setConst); each world needs its own copy.
 DERIVED = {"body_subtreemass", "body_invweight0", "dof_invweight0", "actuator_acc0"}

@@ -33,7 +33,7 @@ pytest.importorskip("mujoco_warp")
 pytestmark = pytest.mark.warp
 
 from rlrobust.envs.batched.warp_env import WarpVectorEnv  # noqa: E402
-from rlrobust.evaluation.policies import LinearPolicy  # noqa: E402
+from rlrobust.interop.policies import LinearPolicy  # noqa: E402
 
 TOL = {"rtol": 1e-4, "atol": 1e-4}  # for single states and returns
 

@@ -15,7 +15,7 @@ import rlrobust
 from rlrobust.core.errors import PerturbationError
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.evaluation import SuiteResult
-from rlrobust.evaluation.policies import LinearPolicy
+from rlrobust.interop.policies import LinearPolicy
 
 REPO = Path(rlrobust.__file__).resolve().parent.parent
 # push the cart towards the side the pole falls to: a = 1 iff theta + theta_dot > 0

@@ -62,7 +62,7 @@ def test_a_training_run_whose_agent_does_not_fit_its_suite_is_refused_before_tra
 
 
 def test_suite_evaluation_shows_points_done_episodes_per_second_and_eta(capsys):
-    from rlrobust.evaluation.policies import ConstantPolicy
+    from rlrobust.interop.policies import ConstantPolicy
 
     rlrobust.evaluate(ConstantPolicy(0), "cartpole-2d", episodes=2, points_per_dim=2, workers=1, progress=True)
     bar = capsys.readouterr().err
