@@ -2,8 +2,7 @@
 
 Every perturbable quantity has a name and a nominal value taken from the compiled model (or
 the classic-control env's attributes) when the handler is built, never from a table, because
-published defaults disagree between RRLS, the IWOCS paper and Gymnasium's v5 XML files
-(``algorithms.md`` §9.1).
+published defaults disagree between RRLS, the IWOCS paper and Gymnasium's v5 XML files.
 
 MuJoCo tasks (any ``MujocoEnv``; tested on HalfCheetah, Hopper, Walker2d, Ant,
 InvertedPendulum and HumanoidStandup v5):

@@ -1,4 +1,4 @@
-"""RIQL's data-corruption protocol (Yang et al., ICLR 2024, ``attack.py``; ``algorithms.md`` §4, §9.3).
+"""RIQL's data-corruption protocol (Yang et al., ICLR 2024, and the authors' ``attack.py``).
 
 A fraction ``rate`` of the transitions is corrupted in one element:
 

@@ -3,7 +3,7 @@
 A :class:`Dataset` is a set of flat one-step transitions, validated *before* anyone sees it, so
 ``ReplayBuffer.from_dataset`` either gets a complete, finite, consistent dataset or nothing.
 
-Conventions (the ones D4RL/Minari users trip over, see ``ecosystem.md`` §3):
+Conventions (the ones D4RL/Minari users trip over):
 
 * ``next_observations[i]`` is the observation that really followed ``observations[i]`` in the
   same episode; it never comes from the next episode. On a terminal transition whose successor

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-#: D4RL reference returns (random, expert) per task; ``algorithms.md`` §9.4, ``d4rl/infos.py``.
+#: D4RL reference returns (random, expert) per task; from D4RL's ``d4rl/infos.py`` (Fu et al., 2020).
 D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "halfcheetah": (-280.178953, 12135.0),
     "hopper": (-20.272305, 3234.3),

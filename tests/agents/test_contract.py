@@ -1,5 +1,5 @@
-"""The agent contract suite (style-and-reliability.md §9 A1–A9, D1–D2), run on every registered
-agent: a new agent is covered the moment it registers."""
+"""The agent contract suite (construction, acting, updates, gradients, save/load, determinism),
+run on every registered agent: a new agent is covered the moment it registers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DSAC / DSAC-T known-answer tests (algorithms.md §2 unit tests, style §9 C2).
+"""DSAC / DSAC-T known-answer tests (Duan et al., TNNLS 2021; TPAMI 2025): targets, losses, a continuous bandit.
 
 References are written here independently (NumPy, closed forms, numerical derivatives).
 """
@@ -224,7 +224,7 @@ def test_resume_is_exact_including_running_std():
     assert torch.equal(a.running_std, b.running_std)
 
 
-# ----------------------------------------------------------------------------- bandits (§9 C2)
+# ----------------------------------------------------------------------------- bandits
 def _bandit_batch(rng: np.random.Generator, n: int, noise: float, reward_fn=None) -> TransitionBatch:
     """One-step transitions (dones = 1) from a constant observation and uniform actions."""
     a = rng.uniform(-1.0, 1.0, size=(n, 1)).astype(np.float32)

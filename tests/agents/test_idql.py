@@ -1,4 +1,4 @@
-"""IDQL (algorithms.md §3): VP schedule, DDPM step, expectile, critic selection, one-step task (§9 C3)."""
+"""IDQL (Hansen-Estruch et al., 2023): VP schedule, DDPM step, expectile, critic selection, one-step task."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def test_seeded_sampling_reproducible():
 
 
 def test_c3_one_step_offline_problem():
-    """§9 C3: half the actions near a* = 0.4, half poor in [−1, −0.5], reward −(a − a*)²."""
+    """Half the actions near a* = 0.4, half poor in [−1, −0.5], reward −(a − a*)²."""
     rng = np.random.default_rng(0)
     n = 2000
     acts = np.concatenate([np.clip(A_STAR + 0.05 * rng.normal(size=n // 2), -1, 1),

@@ -1,6 +1,6 @@
 """IWOCS: worst-case search, validity gating, the iteration schedule, the trainer hooks, bad input.
 
-algorithms.md §5 unit tests 4 (gating) and 5 (grid vs CMA-ES on a 1-D set); tests 1-3 are in
+Gating, and the grid against CMA-ES on a 1-D set; the tabular checks are in
 tests/unit/test_iwocs_tabular.py.
 """
 

@@ -1,4 +1,4 @@
-"""RIQL (algorithms.md §4): ensemble quantile, Huber δ = 1/σ², clipping, normalizer, one-step task (§9 C3)."""
+"""RIQL (Yang et al., ICLR 2024): ensemble quantile, Huber δ = 1/σ², clipping, normalizer, one-step task."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_normalizer_uses_obs_and_next_obs_and_acts_with_it():
 
 
 def one_step_dataset(seed: int = 0, n: int = 2000) -> Dataset:
-    """§9 C3: one-step episodes, half the actions near a* = 0.4, half poor (in [−1, −0.5]);
+    """One-step episodes, half the actions near a* = 0.4, half poor (in [−1, −0.5]);
     reward −(a − a*)²; the observation is irrelevant noise."""
     rng = np.random.default_rng(seed)
     good = np.clip(A_STAR + 0.05 * rng.normal(size=n // 2), -1, 1)

@@ -1,4 +1,4 @@
-"""Hydra configuration (§9 I1–I6): every agent config composes and builds; names agree with the
+"""Hydra configuration: every agent config composes and builds; names agree with the
 registry; typos and unknown options fail with the valid choices listed."""
 
 from __future__ import annotations

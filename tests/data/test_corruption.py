@@ -1,4 +1,4 @@
-"""RIQL's corruption protocol (§9 H7): seeded, exact count, the rest bitwise unchanged, recorded."""
+"""RIQL's corruption protocol (Yang et al., ICLR 2024): seeded, exact count, the rest bitwise unchanged, recorded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dataset loading and validation (style-and-reliability §9 H1–H6), all on datasets built here."""
+"""Dataset loading and validation (round trips, terminal/timeout flags, broken files, non-finite values, space mismatches, missing datasets), all on datasets built here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Normalized scores on the D4RL ×100 scale (algorithms.md §9.4, ecosystem.md §3)."""
+"""Normalized scores on the D4RL ×100 scale (Fu et al., 2020, D4RL's ``infos.py``)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ def test_registered_ids():
 
 
 def test_rrls_boxes():
-    """The M2TD3/RRLS sets (algorithms.md §9.1), under our parameter names."""
+    """The M2TD3/RRLS sets (Tanabe et al. 2022), under our parameter names."""
     assert dict(get_suite("hopper-3d").bounds) == {
         "friction": (0.1, 3.0), "torso_mass": (0.1, 3.0), "thigh_mass": (0.1, 4.0)
     }

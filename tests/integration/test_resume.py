@@ -1,4 +1,4 @@
-"""Checkpoints and resume (§9 E1–E5) and the NaN stop, on real CartPole runs."""
+"""Checkpoints and resume (atomic writes, rotation, exact resume, manifests) and the NaN stop, on real CartPole runs."""
 
 from __future__ import annotations
 

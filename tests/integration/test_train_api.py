@@ -1,4 +1,4 @@
-"""Training through the public API and the CLI: identity env (§9 C8), multirun, bad input."""
+"""Training through the public API and the CLI: identity env, multirun, bad input."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class IdentityEnv(gym.Env):
     """SB3's IdentityEnv with a one-hot observation: reward 1 when the action names the state.
 
-    100 steps per episode, so the best return is 100 (§9 C8 asks for >= 90).
+    100 steps per episode, so the best return is 100 (the test asks for >= 90).
     """
 
     def __init__(self, n: int = 4, length: int = 100) -> None:

@@ -1,4 +1,4 @@
-"""Packaging guards (§9 J3, J4, J5, D4): one import namespace, clean wheel, error hierarchy,
+"""Packaging guards: one import namespace, clean wheel, error hierarchy,
 no global RNG in library code."""
 
 from __future__ import annotations

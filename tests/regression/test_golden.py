@@ -1,4 +1,4 @@
-"""D3 golden snapshots (style-and-reliability.md §9): SHA-256 of every agent's network and
+"""Golden snapshots: SHA-256 of every agent's network and
 optimizer tensors after 50 updates on fixed synthetic batches, kept in ``golden/<agent>.json``.
 
 A change to a loss, a target, an initialisation or the order of random draws changes the hash,

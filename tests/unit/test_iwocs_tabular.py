@@ -1,4 +1,4 @@
-"""Tabular IWOCS (algorithms.md §5 unit tests 1-3) against brute-force references written here."""
+"""Tabular IWOCS (Zouitine et al., 2024) against brute-force references written here."""
 
 from __future__ import annotations
 

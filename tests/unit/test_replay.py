@@ -1,4 +1,4 @@
-"""Replay buffer, n-step accumulator and collector (§9 B6, G4, C7-style time-limit handling)."""
+"""Replay buffer, n-step accumulator and collector (FIFO order, seeded sampling, step accounting, time-limit handling)."""
 
 from __future__ import annotations
 

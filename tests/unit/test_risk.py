@@ -1,4 +1,4 @@
-"""Risk distortions (algorithms.md §8.4): valid CDFs, identities, closed forms, factory errors."""
+"""Risk distortions (Dabney et al. 2018, IQN §3.1): valid CDFs, identities, closed forms, factory errors."""
 
 from __future__ import annotations
 
