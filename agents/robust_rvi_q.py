@@ -22,7 +22,7 @@ Update, for each sampled (s, a, r):
   asynchronous Robbins–Monro choice), ``global`` (α = lr/(1 + n)^p over updates) or ``constant``.
 
 The Q table is a ``(copies, S, A)`` float64 tensor: :func:`update_tables` updates many independent
-copies at once (the vectorised path of ``scripts/bench_robust.py``); the agent is one copy.
+copies at once (the vectorised path of ``benchmarks/bench_robust.py``); the agent is one copy.
 
 Deviations from the paper:
 * Exploration is ε-greedy on Q (the paper analyses a generic behaviour policy / generative model).

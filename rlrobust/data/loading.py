@@ -124,7 +124,7 @@ def _load_minari_folder(folder: Path, label: str, info_keys: tuple[str, ...]) ->
     }
     if "rlrobust_perturbation" in meta:
         metadata["perturbation"] = meta["rlrobust_perturbation"]
-    if "rlrobust_behaviour" in meta:  # the behaviour policy's returns/scores (scripts/bench_offline.py)
+    if "rlrobust_behaviour" in meta:  # the behaviour policy's returns/scores (benchmarks/bench_offline.py)
         metadata["behaviour"] = meta["rlrobust_behaviour"]
     return Dataset(
         observations=np.concatenate(parts["obs"]),

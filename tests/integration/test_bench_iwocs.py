@@ -1,4 +1,4 @@
-"""The IWOCS benchmark's bookkeeping (scripts/bench_iwocs.py) on a tiny budget: finished runs
+"""The IWOCS benchmark's bookkeeping (benchmarks/bench_iwocs.py) on a tiny budget: finished runs
 are skipped, an interrupted run resumes from its checkpoint, the summary is recomputed from the
 stored results, and other settings on the same root are refused."""
 
@@ -15,7 +15,8 @@ from rlrobust.agents.dsac import DSAC
 from rlrobust.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("bench_iwocs", REPO / "scripts" / "bench_iwocs.py")
+sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks' shared timing helper
+_spec = importlib.util.spec_from_file_location("bench_iwocs", REPO / "benchmarks" / "bench_iwocs.py")
 bench = importlib.util.module_from_spec(_spec)
 sys.modules["bench_iwocs"] = bench  # its dataclass looks its module up there
 _spec.loader.exec_module(bench)

@@ -1,4 +1,4 @@
-"""scripts/bench_offline.py: the experiment's resume/skip logic, its report and its bad-input messages,
+"""benchmarks/bench_offline.py: the experiment's resume/skip logic, its report and its bad-input messages,
 on a tiny PD-controller dataset (the learning experiment itself is a benchmark, not a test)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rlrobust.core.errors import ConfigError
 from rlrobust.core.logging import read_metrics
 from rlrobust.data import Dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_offline  # noqa: E402
 
 TINY = dict(env="Pendulum-v1", seeds=(0,), attacks=("rewards",), agents=("bc", "riql"), eval_interval=5,

@@ -1,4 +1,4 @@
-"""Offline-RL benchmarks: ``scripts/benchmark.py offline-speed | offline-dataset | offline``.
+"""Offline-RL benchmarks: ``benchmarks/benchmark.py offline-speed | offline-dataset | offline``.
 
 * :func:`speed` (``offline-speed``): gradient steps/s of IQL, RIQL and IDQL next to a plain
   CORL-style IQL loop (:class:`CorlIQL`) and the IDQL code of an earlier commit, same process.
@@ -16,9 +16,9 @@
 
 Usage (``docs/benchmarks.md``)::
 
-    OMP_NUM_THREADS=1 python scripts/benchmark.py offline-speed
-    OMP_NUM_THREADS=1 python scripts/benchmark.py offline-dataset --workdir /path/to/runs
-    OMP_NUM_THREADS=1 python scripts/benchmark.py offline --workdir /path/to/runs --out docs/results/offline_hopper
+    OMP_NUM_THREADS=1 python benchmarks/benchmark.py offline-speed
+    OMP_NUM_THREADS=1 python benchmarks/benchmark.py offline-dataset --workdir /path/to/runs
+    OMP_NUM_THREADS=1 python benchmarks/benchmark.py offline --workdir /path/to/runs --out docs/results/offline_hopper
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from timing import Timer
 from torch.nn import functional as F
 
 import rlrobust
@@ -202,11 +202,11 @@ def speed(steps: int = 100, repeats: int = 5, batch_size: int = 256, warmup: int
     for _ in range(repeats):
         for name, learner in learners.items():
             n = steps if not name.startswith("idql") else max(steps // 4, 5)  # IDQL is ~10x slower
-            wall, cpu = time.perf_counter(), time.process_time()
-            for i in range(n):
-                learner.update(batches[i % 8])
-            rates[name].append(n / (time.perf_counter() - wall))
-            rates[f"{name}_cpu"].append(n / (time.process_time() - cpu))
+            with Timer() as t:
+                for i in range(n):
+                    learner.update(batches[i % 8])
+            rates[name].append(n / t.wall)
+            rates[f"{name}_cpu"].append(n / t.cpu)
     out: dict[str, Any] = {k: statistics.median(v) for k, v in rates.items()}
     for suffix in ("", "_cpu"):
         out[f"iql_over_corl{suffix}"] = out[f"iql{suffix}"] / out[f"corl_iql{suffix}"]
@@ -515,7 +515,7 @@ def report(jobs: list[dict[str, Any]], data: Any, reference: dict[str, Any], not
 
 
 def evaluate_targets(summary: dict[str, dict[str, Any]], behaviour_score: float) -> dict[str, Any]:
-    """The issue's targets on the mean final scores: IQL/IDQL ≥ the behaviour score on clean data;
+    """The targets on the mean final scores: IQL/IDQL ≥ the behaviour score on clean data;
     per attack, RIQL keeps ≥ 80 % of its clean score and loses ≤ half of IQL's points."""
     mean = {k: v["mean"] for k, v in summary.items()}
     out: dict[str, Any] = {}

@@ -1,11 +1,11 @@
-"""Benchmarks of the robust tabular stack (to be folded into scripts/benchmark.py).
+"""Benchmarks of the robust tabular stack (``benchmark.py robust``).
 
 1. Exact robust relative value iteration with the KL set on Garnet(S=200, A=10): seconds.
 2. Model-free robust RVI Q-learning throughput: (s, a) updates per second across a batch of
    independent copies, with ``BatchedTabularMDP`` stepping on the same device (ε-greedy rollouts,
    one transition per copy per step; next-state samples for σ̂ from the generative model).
 
-Usage: ``python scripts/bench_robust.py [--device cuda] [--copies N] [--steps N] [--repeats N]``
+Usage: ``python benchmarks/bench_robust.py [--device cuda] [--copies N] [--steps N] [--repeats N]``
 (one torch thread by default; each set is measured ``--repeats`` times).
 """
 
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from timing import Timer
 
 from rlrobust.agents.robust_rvi_q import estimate_next_values, update_tables
 from rlrobust.envs.tabular import BatchedTabularMDP, garnet
@@ -27,9 +27,9 @@ def bench_exact_rvi(n_states: int = 200, n_actions: int = 10, branching: int = 1
     """Wall-clock seconds of exact robust relative value iteration (tol 1e-9) on one Garnet."""
     env = garnet(n_states, n_actions, branching, seed=seed)
     ks = make_kernel_set(set_name, radius)
-    start = time.perf_counter()
-    gain, _, _ = robust_relative_value_iteration(env.P, env.R, ks)
-    return {"seconds": time.perf_counter() - start, "gain": gain, "S": n_states, "A": n_actions,
+    with Timer() as t:
+        gain, _, _ = robust_relative_value_iteration(env.P, env.R, ks)
+    return {"seconds": t.wall, "gain": gain, "S": n_states, "A": n_actions,
             "branching": branching, "radius": radius}
 
 
@@ -60,12 +60,12 @@ def bench_rvi_q(copies: int = 100_000, steps: int = 50, set_name: str = "contami
         one_step()
     if device != "cpu":
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        one_step()
-    if device != "cpu":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    with Timer() as t:
+        for _ in range(steps):
+            one_step()
+        if device != "cpu":
+            torch.cuda.synchronize()
+    seconds = t.wall
     return {"updates_per_second": copies * steps / seconds, "seconds": seconds, "copies": copies, "steps": steps,
             "set": set_name, "device": device, "S": n_states, "A": n_actions}
 

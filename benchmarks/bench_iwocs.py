@@ -13,7 +13,7 @@ summary (``summary.json``, ``table.md``, one heatmap PNG per method) is recomput
 results after every run, so it always covers exactly the runs that are done. ``<root>/bench.json``
 pins the settings: resuming with other settings fails instead of mixing budgets.
 
-    python scripts/benchmark.py iwocs --root /work/runs/iwocs --suite invertedpendulum-2d \
+    python benchmarks/benchmark.py iwocs --root /work/runs/iwocs --suite invertedpendulum-2d \
         --steps 30000 --seeds 0 1 2
 """
 
@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from timing import Timer
 
 METHODS = ("dsac_nominal", "dsac_dr", "iwocs")
 # DSAC-T at a small budget: the HalfCheetah preset of docs/benchmarks.md (lr 1e-3 for critic, actor
@@ -135,22 +135,21 @@ def train_and_evaluate(settings: BenchSettings, method: str, seed: int, root: Pa
         total_steps=settings.steps, seed=seed, progress=False, final_eval_episodes=0,
         checkpoint_interval=checkpoint_interval, log_interval=max(settings.steps // 100, 1), resume="auto",
         eval_interval=settings.nominal_eval_interval, eval_episodes=5)
-    start = time.perf_counter()
-    trained = Trainer(agent, lambda: make_env(env_id, perturbation=perturbation), trainer_settings, directory,
-                      suite=settings.suite).run().agent
-    train_s = time.perf_counter() - start
+    with Timer() as train:
+        trained = Trainer(agent, lambda: make_env(env_id, perturbation=perturbation), trainer_settings, directory,
+                          suite=settings.suite).run().agent
     reset_stats = getattr(trained, "reset_acting_stats", None)
     if reset_stats is not None:
         reset_stats()
-    start = time.perf_counter()
-    ev = rlrobust.evaluate(trained, settings.suite, episodes=settings.episodes, seed=1000 + seed,
-                           points_per_dim=settings.points_per_dim, workers=workers)
+    with Timer() as evaluation:
+        ev = rlrobust.evaluate(trained, settings.suite, episodes=settings.episodes, seed=1000 + seed,
+                               points_per_dim=settings.points_per_dim, workers=workers)
     ev.to_json(directory / "evaluation.json")
     row: dict[str, Any] = {
         "suite": settings.suite, "method": method, "seed": seed, "steps": settings.steps,
         "worst": ev.worst, "mean": ev.mean, "cvar": ev.cvar, "worst_point": ev.worst_point,
         "grid": f"{settings.points_per_dim}^{len(ev.names)} x {settings.episodes} episodes",
-        "train_seconds_this_sitting": round(train_s, 1), "eval_seconds": round(time.perf_counter() - start, 1),
+        "train_seconds_this_sitting": round(train.wall, 1), "eval_seconds": round(evaluation.wall, 1),
     }
     from rlrobust.core.logging import read_metrics
 

@@ -1,6 +1,6 @@
 """Benchmarks: speed side by side with the peers (same process, ratios in one run) and learning budgets.
 
-Usage: ``OMP_NUM_THREADS=1 python scripts/benchmark.py <name> [options]``; ``--help`` per name.
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/benchmark.py <name> [options]``; ``--help`` per name.
 
 =================  =========================================================================
 name               what it measures
@@ -11,14 +11,14 @@ dsac-speed         env-steps/s learning HalfCheetah-v5: DSAC (trainer) vs SB3 SA
 dsac-profile       one DSAC update vs its networks' passes vs their matmuls vs SB3 SAC's update
 dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3 seeds
 dsac-halfcheetah   DSAC or SB3 SAC on HalfCheetah-v5 for 100k env steps, one (algo, seed) per call
-evaluation         suite evaluation cost vs stepping the bare env (scripts/bench_evaluation.py)
-robust             exact robust RVI and robust RVI Q-learning throughput (scripts/bench_robust.py)
+evaluation         suite evaluation cost vs stepping the bare env (benchmarks/bench_evaluation.py)
+robust             exact robust RVI and robust RVI Q-learning throughput (benchmarks/bench_robust.py)
 offline-speed      gradient steps/s: IQL, RIQL vs a plain CORL-style IQL loop; IDQL vs its earlier code
 offline-dataset    the medium Hopper-v5 datasets from scratch: behaviour policy, medium, medium-replay
-offline            BC/IQL/RIQL/IDQL on clean and 30%-corrupted Hopper data (scripts/bench_offline.py)
-iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (scripts/bench_iwocs.py)
-warp               MuJoCo Warp backend: world-steps/s vs nworld, hopper-2d suite vs CPU (scripts/bench_warp.py)
-risk               risk-averse IQN/DSAC acting under perturbation, resumable (scripts/bench_risk.py)
+offline            BC/IQL/RIQL/IDQL on clean and 30%-corrupted Hopper data (benchmarks/bench_offline.py)
+iwocs              IWOCS vs DSAC nominal vs DSAC domain-randomized (benchmarks/bench_iwocs.py)
+warp               MuJoCo Warp backend: world-steps/s vs nworld, hopper-2d suite vs CPU (benchmarks/bench_warp.py)
+risk               risk-averse IQN/DSAC acting under perturbation, resumable (benchmarks/bench_risk.py)
 =================  =========================================================================
 
 Speed runs alternate the two (or three) learners and repeat, reporting medians of wall-clock
@@ -37,13 +37,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from timing import Timer, timed
 
 HERE = Path(__file__).resolve().parent
 # name -> (module, the sub-command it runs there, if any)
@@ -51,12 +51,6 @@ DELEGATED = {"evaluation": ("bench_evaluation", []), "robust": ("bench_robust", 
              "warp": ("bench_warp", []), "risk": ("bench_risk", []),
              "offline-speed": ("bench_offline", ["speed"]), "offline-dataset": ("bench_offline", ["dataset"]),
              "offline": ("bench_offline", ["experiment"])}
-
-
-def _timed(fn: Any, *args: Any) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn(*args)
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _train_ours(agent_name: str, env_id: str, steps: int, seed: int, **agent_kwargs: Any) -> Any:
@@ -81,8 +75,8 @@ def _speed_table(runs: dict[str, Any], steps: int, warmup: int, repeats: int) ->
     rates: dict[str, list[float]] = {f"{k}{s}": [] for k in runs for s in ("", "_cpu")}
     for _ in range(repeats):
         for name, fn in runs.items():
-            wall, cpu = _timed(fn, steps)
-            wall_w, cpu_w = _timed(fn, warmup)
+            wall, cpu = timed(fn, steps)
+            wall_w, cpu_w = timed(fn, warmup)
             rates[name].append((steps - warmup) / (wall - wall_w))
             rates[f"{name}_cpu"].append((steps - warmup) / (cpu - cpu_w))
     return {k: statistics.median(v) for k, v in rates.items()} | {"all": rates}
@@ -116,9 +110,10 @@ def iqn_speed(steps: int = 4000, repeats: int = 3, n_quantiles: int = 32, seed: 
     return out
 
 
-def dsac_speed(steps: int = 2500, repeats: int = 2, seed: int = 0) -> dict[str, Any]:
+def dsac_speed(steps: int = 2500, repeats: int = 2, seed: int = 0, activation: str = "relu") -> dict[str, Any]:
     """DSAC vs SAC vs TQC, HalfCheetah-v5: 1,000 warm-up steps, then 1 update of batch 256 per env
-    step, net_arch [256, 256] (actor and critics), one process, one torch thread."""
+    step, net_arch [256, 256] (actor and critics), one process, one torch thread. ``activation``:
+    DSAC's hidden activation (``relu`` as SB3's nets; ``gelu`` is DSAC-T's official choice)."""
     from sb3_contrib import TQC
     from stable_baselines3 import SAC
 
@@ -133,13 +128,14 @@ def dsac_speed(steps: int = 2500, repeats: int = 2, seed: int = 0) -> dict[str, 
                              policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=n)
 
     def dsac(n: int) -> None:
-        _train_ours("dsac", "HalfCheetah-v5", n, seed, net_arch=[256, 256], activation="relu", **common)
+        _train_ours("dsac", "HalfCheetah-v5", n, seed, net_arch=[256, 256], activation=activation, **common)
 
     out = _speed_table({"sac": sb3(SAC), "tqc": sb3(TQC), "dsac": dsac}, steps, common["learning_starts"], repeats)
     out.update(ratio_vs_sac=out["dsac"] / out["sac"], ratio_vs_sac_cpu=out["dsac_cpu"] / out["sac_cpu"],
                ratio_vs_tqc=out["dsac"] / out["tqc"],
                settings=dict(env="HalfCheetah-v5", steps=steps, repeats=repeats, net_arch=[256, 256],
                              batch_size=256, learning_starts=1000, updates_per_step=1, torch_threads=1,
+                             dsac_activation=activation,
                              tqc="sb3-contrib defaults: 2 critics x 25 quantiles, 2 dropped per net"))
     return out
 
@@ -223,10 +219,10 @@ def dsac_update_profile(repeats: int = 5, updates: int = 40, seed: int = 0) -> d
     ms: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.process_time()
-            for i in range(updates):
-                fn(i)
-            ms[name].append((time.process_time() - start) / updates * 1e3)
+            with Timer() as t:
+                for i in range(updates):
+                    fn(i)
+            ms[name].append(t.cpu / updates * 1e3)
     out: dict[str, Any] = {k: statistics.median(v) for k, v in ms.items()}
     out.update(all=ms, update_ratio_vs_sac=out["sb3_sac_update"] / out["dsac_update"],
                settings=dict(repeats=repeats, updates=updates, batch_size=256, net_arch=[256, 256], torch_threads=1))
@@ -305,7 +301,12 @@ def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) 
     preset = yaml.safe_load((HERE.parent / "conf" / "experiment" / "dsac_pendulum.yaml").read_text())["agent"]
     curves = {s: _learning_curve("dsac", "Pendulum-v1", steps, s, steps // 4, eval_episodes, preset)
               for s in range(seeds)}
+    from rlrobust.evaluation import summarize_runs
+
+    finals = [c[-1][1] for c in curves.values()]
     return {"curves": curves, "final": {s: c[-1][1] for s, c in curves.items()},
+            # IQM and its 95% stratified-bootstrap interval over seeds
+            "over_seeds": summarize_runs(finals).to_dict() if len(finals) > 1 else None,
             "settings": dict(env="Pendulum-v1", steps=steps, eval_episodes=eval_episodes,
                              agent=f"conf/agent/dsac.yaml + conf/experiment/dsac_pendulum.yaml {preset}")}
 
@@ -324,16 +325,16 @@ def halfcheetah_learning(algo: str = "dsac", seed: int = 0, steps: int = 100_000
     silence_mujoco_warnings()
     torch.set_num_threads(1)
     common = dict(learning_starts=10_000, batch_size=256, train_freq=1, gradient_steps=1, buffer_size=steps)
-    start = time.perf_counter()
-    if algo == "sac":
-        model = SAC("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, **common,
-                    policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=steps)
-        policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
-    else:
-        agent = _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu",
-                            **common, **json.loads(agent_kwargs))
-        policy = lambda obs: agent.act(obs, deterministic=True)  # noqa: E731
-    seconds = time.perf_counter() - start
+    with Timer() as t:
+        if algo == "sac":
+            model = SAC("MlpPolicy", gym.make("HalfCheetah-v5"), device="cpu", seed=seed, verbose=0, **common,
+                        policy_kwargs={"net_arch": [256, 256]}).learn(total_timesteps=steps)
+            policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+        else:
+            agent = _train_ours("dsac", "HalfCheetah-v5", steps, seed, net_arch=[256, 256], activation="relu",
+                                **common, **json.loads(agent_kwargs))
+            policy = lambda obs: agent.act(obs, deterministic=True)  # noqa: E731
+    seconds = t.wall
     returns, _ = run_episodes(gym.make("HalfCheetah-v5"), policy, [10_000 + k for k in range(eval_episodes)])
     return {"algo": algo, "seed": seed, "steps": steps, "agent_kwargs": agent_kwargs,
             "return_mean": float(np.mean(returns)),

@@ -9,8 +9,8 @@ Two measurements, both with the zero policy (the cheapest action, so physics dom
   grid (500 episodes) with ``backend="warp"`` (one simulation of 500 worlds) and with the CPU
   backend (``workers`` processes); same process, alternating, minimum over repeats.
 
-    OMP_NUM_THREADS=1 python scripts/benchmark.py warp                           # CPU device
-    python scripts/benchmark.py warp --device cuda --nworld 1024 4096 16384       # on a GPU
+    OMP_NUM_THREADS=1 python benchmarks/benchmark.py warp                           # CPU device
+    python benchmarks/benchmark.py warp --device cuda --nworld 1024 4096 16384       # on a GPU
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -26,6 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import Timer  # noqa: E402
 
 import rlrobust  # noqa: E402
 from rlrobust.envs.mujoco_params import silence_mujoco_warnings  # noqa: E402
@@ -40,11 +40,11 @@ def world_steps(env_id: str, nworld: int, steps: int, device: str) -> dict[str, 
     env.reset(seed=0)
     zeros = torch.zeros(env.action_space.shape, device=env.torch_device)
     env.step(zeros)  # warm-up: loads (or compiles) the kernels
-    start = time.perf_counter()
-    for _ in range(steps):
-        env.step(zeros)
-    torch.cuda.synchronize() if env.torch_device.type == "cuda" else None
-    seconds = time.perf_counter() - start
+    with Timer() as t:
+        for _ in range(steps):
+            env.step(zeros)
+        torch.cuda.synchronize() if env.torch_device.type == "cuda" else None
+    seconds = t.wall
     env.close()
     rate = nworld * steps / seconds
     return {"nworld": nworld, "steps": steps, "seconds": round(seconds, 3), "world_steps_per_s": round(rate, 1),
@@ -57,12 +57,12 @@ def cpu_env_steps(env_id: str, steps: int) -> float:
     env = gym.make(env_id)
     env.reset(seed=0)
     zeros = np.zeros(env.action_space.shape, np.float32)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(zeros)
-        if terminated or truncated:
-            env.reset()
-    return steps / (time.perf_counter() - start)
+    with Timer() as t:
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = env.step(zeros)
+            if terminated or truncated:
+                env.reset()
+    return steps / t.wall
 
 
 def suite_times(suite: str, episodes: int, device: str, workers: int, repeats: int) -> dict[str, Any]:
@@ -75,10 +75,10 @@ def suite_times(suite: str, episodes: int, device: str, workers: int, repeats: i
     results = {}
     for _ in range(repeats):
         for backend in ("warp", "cpu"):
-            start = time.perf_counter()
-            results[backend] = rlrobust.evaluate(policy, suite, episodes=episodes, backend=backend, device=device,
-                                                 workers=workers)
-            times[backend] = min(times.get(backend, np.inf), time.perf_counter() - start)
+            with Timer() as t:
+                results[backend] = rlrobust.evaluate(policy, suite, episodes=episodes, backend=backend, device=device,
+                                                     workers=workers)
+            times[backend] = min(times.get(backend, np.inf), t.wall)
     gap = np.abs(results["warp"].returns - results["cpu"].returns).max()
     return {"suite": suite, "episodes": episodes, "worlds": int(results["cpu"].returns.size),
             "steps": int(results["cpu"].lengths.sum()), "workers_cpu": workers, "repeats": repeats,

@@ -1,4 +1,4 @@
-"""Benchmark: suite evaluation versus stepping the bare env (issue 3's performance target).
+"""Benchmark: suite evaluation versus stepping the bare env (``benchmark.py evaluation``).
 
 Target: evaluating a 10x10 grid x 5 episodes on Hopper-v5 costs <= 1.2x stepping the bare env
 for the same number of steps (measured in the same run), and scales with workers up to the
@@ -10,8 +10,8 @@ episode's length, resetting with the same seeds. The evaluation side includes ev
 ``rlrobust.evaluate`` does (env construction, ``set_params`` per point, resets, the wrapper,
 collecting results; with workers > 1 also starting the worker processes).
 
-    OMP_NUM_THREADS=1 python scripts/bench_evaluation.py                      # 10x10x5, workers 1 and 2
-    OMP_NUM_THREADS=1 python scripts/bench_evaluation.py --points-per-dim 5 --repeats 1
+    OMP_NUM_THREADS=1 python benchmarks/bench_evaluation.py                      # 10x10x5, workers 1 and 2
+    OMP_NUM_THREADS=1 python benchmarks/bench_evaluation.py --points-per-dim 5 --repeats 1
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+from timing import Timer  # noqa: E402
 
 import rlrobust  # noqa: E402
 from rlrobust.core.seeding import spawn_seeds  # noqa: E402
@@ -37,19 +37,19 @@ from rlrobust.interop.policies import ConstantPolicy  # noqa: E402
 def _bare_steps(env_id: str, policy: Any, lengths: np.ndarray, seeds: list[int]) -> tuple[float, int]:
     """Step a bare ``gym.make(env_id)`` for exactly ``lengths.sum()`` steps, episode by episode."""
     silence_mujoco_warnings()
-    start = time.perf_counter()
-    env = gym.make(env_id)
-    steps = 0
-    for row in lengths:
-        for episode, length in enumerate(row):
-            obs, _ = env.reset(seed=seeds[episode])
-            for _ in range(int(length)):
-                obs, _, terminated, truncated, _ = env.step(policy(obs))
-                steps += 1
-                if terminated or truncated:  # the nominal model may end sooner: keep stepping
-                    obs, _ = env.reset()
-    env.close()
-    return time.perf_counter() - start, steps
+    with Timer() as t:
+        env = gym.make(env_id)
+        steps = 0
+        for row in lengths:
+            for episode, length in enumerate(row):
+                obs, _ = env.reset(seed=seeds[episode])
+                for _ in range(int(length)):
+                    obs, _, terminated, truncated, _ = env.step(policy(obs))
+                    steps += 1
+                    if terminated or truncated:  # the nominal model may end sooner: keep stepping
+                        obs, _ = env.reset()
+        env.close()
+    return t.wall, steps
 
 
 def bench_evaluation(
@@ -70,9 +70,9 @@ def bench_evaluation(
     total_steps = 0
     for _ in range(repeats):
         for w in workers:
-            start = time.perf_counter()
-            result = rlrobust.evaluate(policy, s, episodes=episodes, points_per_dim=points_per_dim, workers=w)
-            eval_times[w] = min(eval_times.get(w, np.inf), time.perf_counter() - start)
+            with Timer() as t:
+                result = rlrobust.evaluate(policy, s, episodes=episodes, points_per_dim=points_per_dim, workers=w)
+            eval_times[w] = min(eval_times.get(w, np.inf), t.wall)
             total_steps = int(result.lengths.sum())
             if w == workers[0]:  # bare stepping right after, same steps, same process
                 seconds, steps = _bare_steps(s.env_id, policy, result.lengths, seeds)

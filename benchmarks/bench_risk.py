@@ -16,7 +16,7 @@ to ``--results`` (JSON, kept in the repository) at once, so a later call skips i
 bounds the number of new trainings per call. The table and the plot are rebuilt from the results
 file each time, over whatever is finished.
 
-Usage: ``OMP_NUM_THREADS=1 python scripts/benchmark.py risk [--seeds 3] [--variants a,b]
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/benchmark.py risk [--seeds 3] [--variants a,b]
 [--max-runs N] [--runs-dir DIR] [--results FILE] [--plot FILE]``.
 """
 
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from timing import Timer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -72,11 +72,11 @@ def run_one(name: str, seed: int, runs_dir: Path, steps: int | None = None) -> d
 
     torch.set_num_threads(1)
     variant = VARIANTS[name]
-    start = time.perf_counter()
-    result = rlrobust.train(variant["agent"], variant["env"], total_steps=steps or variant["steps"], seed=seed,
-                            run_dir=runs_dir / name / f"seed{seed}", agent_kwargs=agent_kwargs(variant),
-                            final_eval_episodes=10, checkpoint_interval=10_000, progress=False)
-    out: dict[str, Any] = {"nominal": result.metrics["eval/return_mean"], "train_seconds": time.perf_counter() - start}
+    with Timer() as t:
+        result = rlrobust.train(variant["agent"], variant["env"], total_steps=steps or variant["steps"], seed=seed,
+                                run_dir=runs_dir / name / f"seed{seed}", agent_kwargs=agent_kwargs(variant),
+                                final_eval_episodes=10, checkpoint_interval=10_000, progress=False)
+    out: dict[str, Any] = {"nominal": result.metrics["eval/return_mean"], "train_seconds": t.wall}
     for kind, (suite, points) in variant["suites"].items():
         r = rlrobust.evaluate(result.agent, suite, episodes=EPISODES_PER_POINT, seed=seed, points_per_dim=points,
                               workers=1)
