@@ -16,7 +16,7 @@ import rlrobust
 import rlrobust.core.errors as errors
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ("rlrobust", "agents", "envs", "conf", "scripts", "tests")
+SOURCE_DIRS = ("rlrobust", "agents", "envs", "conf", "scripts", "benchmarks", "tests")
 LIBRARY_DIRS = ("rlrobust", "agents", "envs")
 
 
