@@ -210,7 +210,7 @@ def write_suite_summary(
     one row of points per run).
 
     Args:
-        results: one :class:`~rlrobust.evaluation.suite.SuiteResult` per training seed (run).
+        results: one :class:`~rlrobust.evaluation.reports.SuiteResult` per training seed (run).
         out_dir: folder to write into (created).
         names: a label per result (default ``run0``, ``run1``, ...).
         confidence: the intervals' coverage.
