@@ -164,6 +164,32 @@ def test_a8_bad_state_dict_raises_listing_keys_and_leaves_agent_unchanged(name):
 
 
 @pytest.mark.parametrize("name", AGENTS)
+def test_a8_bad_extra_state_is_refused_before_anything_changes(name):
+    # AgentBase checks the extra state (keys, tensor shapes) with the networks, before loading
+    # anything: load_extra_state only assigns.
+    agent = build(name)
+    original = agent.state_dict()
+    donor = build(name, seed=1)
+    run_updates(donor, name, 2)
+    state = donor.state_dict()
+    extra = dict(state["extra"])
+    assert extra, f"{name} has no extra state to break"
+    dropped = sorted(extra)[0]
+    extra.pop(dropped)
+    extra["bogus"] = 1
+    with pytest.raises(CheckpointError) as info:
+        agent.load_state_dict({**state, "extra": extra})
+    assert f"missing extra.{dropped}" in str(info.value) and "unexpected extra.bogus" in str(info.value)
+    tensors = [k for k, v in state["extra"].items() if isinstance(v, torch.Tensor)]
+    if tensors:
+        wrong = {**state["extra"], tensors[0]: torch.zeros(*state["extra"][tensors[0]].shape, 2)}
+        with pytest.raises(CheckpointError, match=f"wrong shape extra.{tensors[0]}"):
+            agent.load_state_dict({**state, "extra": wrong})
+    assert_states_equal(original, agent.state_dict())
+    assert agent.num_updates == 0
+
+
+@pytest.mark.parametrize("name", AGENTS)
 def test_a9_checkpoint_of_another_agent_is_refused(name, tmp_path):
     other_name = next(n for n in AGENTS if n != name) if len(AGENTS) > 1 else None
     agent = build(name)
