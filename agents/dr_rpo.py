@@ -97,8 +97,10 @@ def d_rectangular_robust_q(
     """
     SA, d = phi.shape
     if counts.shape != (SA, v_next.shape[0]) or reward_sums.shape != (SA,):
-        raise ValueError(f"counts {tuple(counts.shape)} must be (SA, S) = ({SA}, {v_next.shape[0]}) and "
-                         f"reward_sums {tuple(reward_sums.shape)} must be ({SA},)")
+        raise ValueError(
+            f"counts {tuple(counts.shape)} must be (SA, S) = ({SA}, {v_next.shape[0]}) and "
+            f"reward_sums {tuple(reward_sums.shape)} must be ({SA},)"
+        )
     n = counts.sum(-1)  # visits per pair
     gram = phi.T @ (n.unsqueeze(-1) * phi) + ridge * torch.eye(d, dtype=phi.dtype, device=phi.device)
     gram_inv = torch.linalg.inv(gram)
@@ -113,8 +115,9 @@ def d_rectangular_robust_q(
     return q, bonus
 
 
-def mirror_descent_step(logits: torch.Tensor, q: torch.Tensor, log_ref: torch.Tensor,
-                        learning_rate: float, regularization: float) -> torch.Tensor:
+def mirror_descent_step(
+    logits: torch.Tensor, q: torch.Tensor, log_ref: torch.Tensor, learning_rate: float, regularization: float
+) -> torch.Tensor:
     """KL-regularised mirror descent on softmax logits (step 5), returned log-normalised.
 
     ``log π' = (log π + ηβ log π_ref + η Q)/(1 + ηβ) − log Z``; shapes ``(..., A)``.
@@ -129,8 +132,9 @@ class PolicyTable(nn.Module):
 
     def __init__(self, horizon: int, n_states: int, n_actions: int) -> None:
         super().__init__()
-        self.logits = nn.Parameter(torch.zeros(horizon, n_states, n_actions, dtype=torch.float64),
-                                   requires_grad=False)
+        self.logits = nn.Parameter(
+            torch.zeros(horizon, n_states, n_actions, dtype=torch.float64), requires_grad=False
+        )
 
 
 class DRRPO(AgentBase):
@@ -141,27 +145,52 @@ class DRRPO(AgentBase):
     offline: ClassVar[bool] = False
     batch_source: ClassVar[str] = "fresh"
 
-    def __init__(self, config: DRRPOConfig, observation_space: gym.Space, action_space: gym.Space, *,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: DRRPOConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         S = self.require_discrete_obs(self.name, observation_space)
         A = self.require_discrete_actions(self.name, action_space)
         H = int(config.horizon)
-        if H < 1 or not 0.0 <= config.radius <= 1.0 or config.regularization < 0 or config.learning_rate <= 0 \
-                or config.ridge <= 0 or config.bonus_coef < 0:
-            raise ConfigError(f"dr_rpo needs horizon ≥ 1, radius in [0, 1], regularization ≥ 0, learning_rate > 0, "
-                              f"ridge > 0, bonus_coef ≥ 0; got {config}")
+        if (
+            H < 1
+            or not 0.0 <= config.radius <= 1.0
+            or config.regularization < 0
+            or config.learning_rate <= 0
+            or config.ridge <= 0
+            or config.bonus_coef < 0
+        ):
+            raise ConfigError(
+                f"dr_rpo needs horizon ≥ 1, radius in [0, 1], regularization ≥ 0, learning_rate > 0, "
+                f"ridge > 0, bonus_coef ≥ 0; got {config}"
+            )
         self.n_states, self.n_actions, self.horizon = S, A, H
         if config.features is None:
             phi = np.eye(S * A).reshape(S, A, S * A)
         else:
             phi = np.asarray(config.features, dtype=np.float64)
-            if phi.ndim != 3 or phi.shape[:2] != (S, A) or np.any(phi < 0) or \
-                    not np.allclose(phi.sum(-1), 1.0, atol=1e-6):
-                raise ConfigError(f"features must be an (S, A, d) = ({S}, {A}, d) array of non-negative rows summing "
-                                  f"to 1 (d-rectangular linear MDP); got shape {phi.shape}")
+            if (
+                phi.ndim != 3
+                or phi.shape[:2] != (S, A)
+                or np.any(phi < 0)
+                or not np.allclose(phi.sum(-1), 1.0, atol=1e-6)
+            ):
+                raise ConfigError(
+                    f"features must be an (S, A, d) = ({S}, {A}, d) array of non-negative rows summing "
+                    f"to 1 (d-rectangular linear MDP); got shape {phi.shape}"
+                )
         self.phi = torch.as_tensor(phi.reshape(S * A, -1), dtype=torch.float64, device=self.device)
-        ref = np.full((S, A), 1.0 / A) if config.reference_policy is None else np.asarray(config.reference_policy)
+        ref = (
+            np.full((S, A), 1.0 / A)
+            if config.reference_policy is None
+            else np.asarray(config.reference_policy)
+        )
         if ref.shape != (S, A) or np.any(ref <= 0) or not np.allclose(ref.sum(-1), 1.0, atol=1e-6):
             raise ConfigError(f"reference_policy must be (S, A) = ({S}, {A}) positive rows summing to 1")
         self.log_ref = torch.as_tensor(np.log(ref), dtype=torch.float64, device=self.device)
@@ -191,7 +220,12 @@ class DRRPO(AgentBase):
         if deterministic:
             out = logits.argmax(-1).cpu().numpy()
         else:
-            out = torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator).squeeze(-1).cpu().numpy()
+            out = (
+                torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator)
+                .squeeze(-1)
+                .cpu()
+                .numpy()
+            )
         return out
 
     # ------------------------------------------------------------------ learning
@@ -199,12 +233,17 @@ class DRRPO(AgentBase):
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         cfg, H, S, A = self.config, self.horizon, self.n_states, self.n_actions
         s, a = self.index_tensor(batch.observations), self.index_tensor(batch.actions)
-        s2, r = self.index_tensor(batch.next_observations), batch.rewards.to(self.device, torch.float64).reshape(-1)
+        s2, r = (
+            self.index_tensor(batch.next_observations),
+            batch.rewards.to(self.device, torch.float64).reshape(-1),
+        )
         if "step" in batch.extras:
             steps = self.index_tensor(batch.extras["step"])
             if len(steps) and int(steps.max()) >= H:
-                raise ConfigError(f"dr_rpo got a transition at episode step {int(steps.max())} but horizon={H}: "
-                                  f"set the env's max_episode_steps to the agent's horizon")
+                raise ConfigError(
+                    f"dr_rpo got a transition at episode step {int(steps.max())} but horizon={H}: "
+                    f"set the env's max_episode_steps to the agent's horizon"
+                )
         else:  # consecutive steps of aligned episodes
             steps = (self.update_step + torch.arange(len(r), device=self.device)) % H
             self.update_step = (self.update_step + len(r)) % H
@@ -221,15 +260,25 @@ class DRRPO(AgentBase):
         bonus_mean = 0.0
         for h in reversed(range(H)):
             q, bonus = d_rectangular_robust_q(
-                self.phi, self.counts[h].reshape(S * A, S), self.reward_sums[h].reshape(-1), v_next,
-                radius=cfg.radius, ridge=cfg.ridge, bonus_coef=cfg.bonus_coef, cap=(H - h) * cfg.reward_max)
+                self.phi,
+                self.counts[h].reshape(S * A, S),
+                self.reward_sums[h].reshape(-1),
+                v_next,
+                radius=cfg.radius,
+                ridge=cfg.ridge,
+                bonus_coef=cfg.bonus_coef,
+                cap=(H - h) * cfg.reward_max,
+            )
             q_all[h] = q.reshape(S, A)
             kl = (pi[h] * (torch.log(pi[h].clamp(min=1e-300)) - self.log_ref)).sum(-1)
             v_next = (pi[h] * q_all[h]).sum(-1) - cfg.regularization * kl
             bonus_mean += float(bonus.mean()) / H
         self.check_finite({"q": q_all})
-        self.policy.logits.copy_(mirror_descent_step(self.policy.logits, q_all, self.log_ref,
-                                                     cfg.learning_rate, cfg.regularization))
+        self.policy.logits.copy_(
+            mirror_descent_step(
+                self.policy.logits, q_all, self.log_ref, cfg.learning_rate, cfg.regularization
+            )
+        )
         self.num_updates += 1
         new_pi = torch.softmax(self.policy.logits, -1)
         return {
@@ -245,8 +294,12 @@ class DRRPO(AgentBase):
         return {"policy": self.policy}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"counts": self.counts.clone(), "reward_sums": self.reward_sums.clone(),
-                "act_step": self.act_step, "update_step": self.update_step}
+        return {
+            "counts": self.counts.clone(),
+            "reward_sums": self.reward_sums.clone(),
+            "act_step": self.act_step,
+            "update_step": self.update_step,
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.counts.copy_(state["counts"])

@@ -168,11 +168,17 @@ def soft_gaussian_targets(
             f"next_q and next_std must both be (K, B), got {tuple(next_q.shape)}, {tuple(next_std.shape)}"
         )
     b = next_q.shape[1]
-    for name, t in (("rewards", rewards), ("discounts", discounts), ("dones", dones),
-                    ("next_log_prob", next_log_prob), ("noise", noise)):
+    for name, t in (
+        ("rewards", rewards),
+        ("discounts", discounts),
+        ("dones", dones),
+        ("next_log_prob", next_log_prob),
+        ("noise", noise),
+    ):
         if t.shape != (b,):
-            raise ValueError(f"{name} must be ({b},) to match next_q {tuple(next_q.shape)}"
-                             f", got {tuple(t.shape)}")
+            raise ValueError(
+                f"{name} must be ({b},) to match next_q {tuple(next_q.shape)}, got {tuple(t.shape)}"
+            )
     q_min, j = next_q.min(dim=0)  # (B,), index of the lower-mean critic
     std_j = next_std.gather(0, j.unsqueeze(0)).squeeze(0)  # (B,)
     z = q_min + noise.clamp(-3.0, 3.0) * std_j
@@ -312,8 +318,13 @@ class DSAC(AgentBase):
     offline: ClassVar[bool] = False
 
     def __init__(
-        self, config: DSACConfig, observation_space: gym.Space, action_space: gym.Space, *,
-        device: str | torch.device = "cpu", seed: int = 0,
+        self,
+        config: DSACConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
     ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         low, high = self.require_box_actions(self.name, action_space)
@@ -335,8 +346,13 @@ class DSAC(AgentBase):
             self.risk_coef = gaussian_cvar_coefficient(config.risk_alpha)
         with self.seeded_init():
             self.actor = TanhGaussianActor(
-                obs_dim, act_dim, _arch(config.net_arch, "pi"), torch.as_tensor(low), torch.as_tensor(high),
-                act=config.activation, log_std_bounds=(config.log_std_min, config.log_std_max),
+                obs_dim,
+                act_dim,
+                _arch(config.net_arch, "pi"),
+                torch.as_tensor(low),
+                torch.as_tensor(high),
+                act=config.activation,
+                log_std_bounds=(config.log_std_min, config.log_std_max),
             ).to(self.device)
             self.critic = EnsembleMLP(
                 self.n_critics, obs_dim + act_dim, _arch(config.net_arch, "qf"), 2, act=config.activation
@@ -383,8 +399,11 @@ class DSAC(AgentBase):
         with the lower mean at each row (the one the targets bootstrap from; with
         ``variant="v1"`` the only one).
         """
-        q, std = self._critic(self.critic, torch.as_tensor(obs, device=self.device).float(),
-                              torch.as_tensor(actions, device=self.device).float())  # (K, B)
+        q, std = self._critic(
+            self.critic,
+            torch.as_tensor(obs, device=self.device).float(),
+            torch.as_tensor(actions, device=self.device).float(),
+        )  # (K, B)
         q_min, j = q.min(dim=0)
         return CriticOutput(q=q_min, std=std.gather(0, j.unsqueeze(0)).squeeze(0))
 
@@ -409,8 +428,14 @@ class DSAC(AgentBase):
             next_q, next_std = self._critic(self.critic_target, next_obs, next_actions)
             noise = torch.randn(next_log_prob.shape, generator=self.generator, device=self.device)
             y_q, y_z = soft_gaussian_targets(
-                rewards, batch.discounts.float(), batch.dones.float(),
-                next_q, next_std, next_log_prob, alpha, noise,
+                rewards,
+                batch.discounts.float(),
+                batch.dones.float(),
+                next_q,
+                next_std,
+                next_log_prob,
+                alpha,
+                noise,
             )
 
         losses: dict[str, torch.Tensor] = {}
@@ -468,8 +493,11 @@ class DSAC(AgentBase):
 
     def networks(self) -> dict[str, nn.Module]:
         return {
-            "actor": self.actor, "actor_target": self.actor_target, "critic": self.critic,
-            "critic_target": self.critic_target, "temperature": self.temperature,
+            "actor": self.actor,
+            "actor_target": self.actor_target,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "temperature": self.temperature,
         }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:

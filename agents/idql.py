@@ -102,8 +102,15 @@ class IDQL(AgentBase):
     Config: ClassVar[type] = IDQLConfig
     offline: ClassVar[bool] = True
 
-    def __init__(self, config: IDQLConfig, observation_space: gym.Space, action_space: gym.Space, *,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: IDQLConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         obs_dim = self.require_vector_obs(self.name, observation_space)
         low, high = self.require_box_actions(self.name, action_space)
@@ -117,26 +124,45 @@ class IDQL(AgentBase):
             self.value = nn.Sequential(nn.LayerNorm(obs_dim), mlp(obs_dim, config.net_arch, 1))
             _xavier(self.critic)
             _xavier(self.value)
-            self.score = ScoreNetwork(obs_dim, self.act_dim, time_dim=config.time_dim, cond_arch=config.cond_arch,
-                                      width=config.score_width, blocks=config.score_blocks, dropout=config.dropout)
+            self.score = ScoreNetwork(
+                obs_dim,
+                self.act_dim,
+                time_dim=config.time_dim,
+                cond_arch=config.cond_arch,
+                width=config.score_width,
+                blocks=config.score_blocks,
+                dropout=config.dropout,
+            )
         for module in (self.critic, self.value, self.score):
             module.to(self.device)
         self.critic_target = frozen_copy(self.critic)
         self.score_ema = frozen_copy(self.score)
         # One fused AdamW, param groups score (cosine lr, weight decay), critic, value (AdamW with
         # weight_decay 0 is Adam): the same updates as the official three optimizers.
-        self.optimizer = fused_adam([
-            {"params": list(self.score.parameters()), "lr": config.actor_learning_rate,
-             "weight_decay": config.actor_weight_decay},
-            {"params": list(self.critic.parameters()), "weight_decay": 0.0},
-            {"params": list(self.value.parameters()), "weight_decay": 0.0},
-        ], config.learning_rate, decoupled=True)
+        self.optimizer = fused_adam(
+            [
+                {
+                    "params": list(self.score.parameters()),
+                    "lr": config.actor_learning_rate,
+                    "weight_decay": config.actor_weight_decay,
+                },
+                {"params": list(self.critic.parameters()), "weight_decay": 0.0},
+                {"params": list(self.value.parameters()), "weight_decay": 0.0},
+            ],
+            config.learning_rate,
+            decoupled=True,
+        )
         self.reward_scale = 1.0
 
     # ----------------------------------------------------------------- protocol plumbing
     def networks(self) -> dict[str, nn.Module]:
-        return {"critic": self.critic, "critic_target": self.critic_target, "value": self.value,
-                "score": self.score, "score_ema": self.score_ema}
+        return {
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "value": self.value,
+            "score": self.score,
+            "score_ema": self.score_ema,
+        }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adamw": self.optimizer}
@@ -167,13 +193,21 @@ class IDQL(AgentBase):
         for j, t in enumerate(reversed(range(steps_total))):
             steps = torch.full((obs.shape[0],), float(t), device=self.device)
             eps_hat = self.score_ema(obs, x, steps)
-            x = ddpm_step(x, eps_hat, t, self.betas, self.alpha_bars, noise[j + 1] if t > 0 else None,
-                          self.config.temperature)
+            x = ddpm_step(
+                x,
+                eps_hat,
+                t,
+                self.betas,
+                self.alpha_bars,
+                noise[j + 1] if t > 0 else None,
+                self.config.temperature,
+            )
         return x
 
     @torch.no_grad()
-    def candidates(self, obs: torch.Tensor, generator: torch.Generator, *,
-                   per_state_noise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def candidates(
+        self, obs: torch.Tensor, generator: torch.Generator, *, per_state_noise: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``N`` diffusion samples per state and their ``min_k Q̄_k``: ``(B, N, A)`` in ``[−1, 1]``, ``(B, N)``.
 
         ``per_state_noise`` draws each state's noise as its own block, in order, so a state's
@@ -183,14 +217,18 @@ class IDQL(AgentBase):
         rep = obs.repeat_interleave(n, dim=0)  # (B·N, obs_dim), state-major
         shape = (steps, n, self.act_dim)
         if per_state_noise:
-            noise = torch.cat([torch.randn(shape, generator=generator, device=self.device) for _ in range(b)], 1)
+            noise = torch.cat(
+                [torch.randn(shape, generator=generator, device=self.device) for _ in range(b)], 1
+            )
         else:
             noise = torch.randn((steps, b * n, self.act_dim), generator=generator, device=self.device)
         cand = self.sample_actions(rep, noise)  # (B·N, A)
         q = self.critic_target(torch.cat([rep, cand], -1)).squeeze(-1).min(0).values  # (B·N,)
         return cand.view(b, n, -1), q.view(b, n)
 
-    def select(self, obs: torch.Tensor, generator: torch.Generator, *, per_state_noise: bool = False) -> torch.Tensor:
+    def select(
+        self, obs: torch.Tensor, generator: torch.Generator, *, per_state_noise: bool = False
+    ) -> torch.Tensor:
         """``argmax_i min_k Q̄_k(s, a_i)`` over ``N`` samples per state; ``(B, A)`` in ``[−1, 1]``."""
         cand, q = self.candidates(obs, generator, per_state_noise=per_state_noise)
         return cand[torch.arange(cand.shape[0], device=self.device), q.argmax(dim=1)]
@@ -221,7 +259,9 @@ class IDQL(AgentBase):
         # Expectile value against the min of the target critics.
         with torch.no_grad():
             q_target = self.critic_target(sa).squeeze(-1).min(0).values  # (B,)
-            y = batch.rewards * self.reward_scale + batch.discounts * (1 - batch.dones) * self.value(next_obs).squeeze(-1)
+            y = batch.rewards * self.reward_scale + batch.discounts * (1 - batch.dones) * self.value(
+                next_obs
+            ).squeeze(-1)
         v = self.value(obs).squeeze(-1)
         value_loss = expectile_loss(q_target - v, cfg.expectile)
         q = self.critic(sa).squeeze(-1)  # (K, B)
@@ -239,7 +279,9 @@ class IDQL(AgentBase):
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.score_ema, self.score, cfg.ema_rate)
         self.num_updates += 1
-        values = torch.stack([*(loss.detach() for loss in losses.values()), q.detach().mean(), v.detach().mean()]).tolist()
+        values = torch.stack(
+            [*(loss.detach() for loss in losses.values()), q.detach().mean(), v.detach().mean()]
+        ).tolist()
         return dict(zip([*losses, "q/mean", "v/mean"], values)) | {"lr/actor": actor_group["lr"]}
 
     @torch.no_grad()
@@ -252,6 +294,9 @@ class IDQL(AgentBase):
         generator = torch_generator(_DETERMINISTIC_SEED + self.num_updates, self.device)
         cand, q = self.candidates(batch.observations[:states], generator)
         selected = cand[torch.arange(cand.shape[0], device=self.device), q.argmax(dim=1)]  # (B, A)
-        values = torch.stack([selected.std(0).mean(), cand.std(1).mean(),
-                              q.max(1).values.mean(), q.mean()]).tolist()
-        return dict(zip(("actions/selected_std", "actions/candidate_std", "q/selected", "q/candidates"), values))
+        values = torch.stack(
+            [selected.std(0).mean(), cand.std(1).mean(), q.max(1).values.mean(), q.mean()]
+        ).tolist()
+        return dict(
+            zip(("actions/selected_std", "actions/candidate_std", "q/selected", "q/candidates"), values)
+        )

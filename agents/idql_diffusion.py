@@ -96,8 +96,17 @@ class ScoreNetwork(nn.Module):
     Dropout is active only when a ``generator`` is passed to :meth:`forward` (training).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, *, time_dim: int = 128, cond_arch: Sequence[int] = (256, 256),
-                 width: int = 256, blocks: int = 3, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        *,
+        time_dim: int = 128,
+        cond_arch: Sequence[int] = (256, 256),
+        width: int = 256,
+        blocks: int = 3,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.time = FourierFeatures(time_dim)
         self.cond = mlp(time_dim, cond_arch[:-1], cond_arch[-1], act="silu")
@@ -105,8 +114,9 @@ class ScoreNetwork(nn.Module):
         self.blocks = nn.ModuleList(ResNetBlock(width, dropout) for _ in range(blocks))
         self.out = nn.Linear(width, act_dim)
 
-    def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         cond = self.cond(self.time(t.reshape(-1, 1).to(x.dtype)))
         h = self.inp(torch.cat([x, obs, cond], dim=-1))
         for block in self.blocks:

@@ -276,14 +276,24 @@ class IQN(AgentBase):
                 selector = self.critic if c.double_q else self.critic_target
                 a_star = selector(batch.next_observations, next_taus[:, n_t:]).q.argmax(dim=1)  # (B,)
                 # y_j = r + γ^k (1 − d) Z̄_{τ′_j}(s′, a*)
-                z_next = self.critic_target.action_quantiles(batch.next_observations, next_taus[:, :n_t], a_star)
-                target = distributional_td_target(batch.rewards, batch.discounts, batch.dones, z_next)  # (B, N′)
-            pred = self.critic.action_quantiles(batch.observations, taus, batch.actions)  # Z_{τ_i}(s, a), (B, N)
+                z_next = self.critic_target.action_quantiles(
+                    batch.next_observations, next_taus[:, :n_t], a_star
+                )
+                target = distributional_td_target(
+                    batch.rewards, batch.discounts, batch.dones, z_next
+                )  # (B, N′)
+            pred = self.critic.action_quantiles(
+                batch.observations, taus, batch.actions
+            )  # Z_{τ_i}(s, a), (B, N)
             loss = quantile_huber_loss(pred, target, taus.expand(b, n), c.kappa)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self._params, self._max_norm)  # inf: only the norm
-            terms = {"loss/critic": loss.detach(), "q/mean": pred.detach().mean(), "grad_norm/critic": grad_norm}
+            terms = {
+                "loss/critic": loss.detach(),
+                "q/mean": pred.detach().mean(),
+                "grad_norm/critic": grad_norm,
+            }
             self.check_finite(terms)  # before the step: a NaN/inf never reaches the weights
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -341,7 +351,9 @@ def fast_update(
     # One host sync for all metrics; check_finite (which names the bad terms) only on failure.
     values = torch.stack([loss, pred.detach().mean(), grad_norm]).tolist()
     if not all(map(math.isfinite, values)):
-        agent.check_finite({"loss/critic": loss, "q/mean": pred.detach().mean(), "grad_norm/critic": grad_norm})
+        agent.check_finite(
+            {"loss/critic": loss, "q/mean": pred.detach().mean(), "grad_norm/critic": grad_norm}
+        )
     if values[2] + 1e-6 > agent._max_norm:  # else clip_grad_norm_'s factor would be >= 1: skip it
         _clip_grad_norm(grads, agent._max_norm, grad_norm)
     _adam_step(agent.optimizer, agent._params, grads)

@@ -104,8 +104,12 @@ class IWOCSConfig:
     eval_episodes: int = 5  #: Monte-Carlo episodes per searched point
     stop_epsilon: float = 0.01  #: a point this close (normalised L∞) to a known one stops the loop
     rho_candidates: list[float] = field(default_factory=lambda: [round(0.1 * k, 1) for k in range(1, 11)])
-    gate_scale: str = "normalized"  #: "normalized" (error / spread of s′ − s, mean over dims) or "raw" (paper's L1)
-    search_bounds: dict[str, list[float]] | None = None  #: a sub-box of the suite's to search (None: the suite's)
+    gate_scale: str = (
+        "normalized"  #: "normalized" (error / spread of s′ − s, mean over dims) or "raw" (paper's L1)
+    )
+    search_bounds: dict[str, list[float]] | None = (
+        None  #: a sub-box of the suite's to search (None: the suite's)
+    )
 
 
 GATE_SCALES = ("normalized", "raw")
@@ -119,7 +123,10 @@ def _validate(cfg: IWOCSConfig) -> None:
         (cfg.n_iterations >= 0, "n_iterations must be >= 0"),
         (cfg.eval_episodes >= 1, "eval_episodes must be >= 1"),
         (cfg.stop_epsilon >= 0, "stop_epsilon must be >= 0"),
-        (len(cfg.rho_candidates) > 0 and all(r > 0 for r in cfg.rho_candidates), "rho_candidates must be positive"),
+        (
+            len(cfg.rho_candidates) > 0 and all(r > 0 for r in cfg.rho_candidates),
+            "rho_candidates must be positive",
+        ),
         (cfg.head_learning_rate > 0, "head_learning_rate must be > 0"),
         (cfg.gate_scale in GATE_SCALES, f"gate_scale must be one of {GATE_SCALES}"),
     ]
@@ -145,18 +152,36 @@ class IWOCS(AgentBase):
     offline: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset({"evaluate", "suite"})
 
-    def __init__(self, config: IWOCSConfig, observation_space: gym.Space, action_space: gym.Space, *,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: IWOCSConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         self.low, self.high = self.require_box_actions(self.name, action_space)
         self.require_vector_obs(self.name, observation_space)
         _validate(config)
-        self.dsac_config = DSACConfig(**{
-            "learning_rate": config.actor_learning_rate, "actor_learning_rate": config.actor_learning_rate,
-            "critic_learning_rate": config.critic_learning_rate, "alpha_learning_rate": config.alpha_learning_rate,
-            "buffer_size": config.buffer_size, "learning_starts": config.learning_starts,
-            "batch_size": config.batch_size, "tau": config.tau, "gamma": config.gamma, "ent_coef": config.ent_coef,
-            "net_arch": list(config.net_arch), "activation": config.activation, **dict(config.dsac_kwargs)})
+        self.dsac_config = DSACConfig(
+            **{
+                "learning_rate": config.actor_learning_rate,
+                "actor_learning_rate": config.actor_learning_rate,
+                "critic_learning_rate": config.critic_learning_rate,
+                "alpha_learning_rate": config.alpha_learning_rate,
+                "buffer_size": config.buffer_size,
+                "learning_starts": config.learning_starts,
+                "batch_size": config.batch_size,
+                "tau": config.tau,
+                "gamma": config.gamma,
+                "ent_coef": config.ent_coef,
+                "net_arch": list(config.net_arch),
+                "activation": config.activation,
+                **dict(config.dsac_kwargs),
+            }
+        )
         search_seed, train_seed = spawn_seeds(seed, 2)
         self.search_rng = numpy_generator(search_seed)  # CMA-ES seeds
         self.train_rng = numpy_generator(train_seed)  # domain-randomisation draws
@@ -176,8 +201,14 @@ class IWOCS(AgentBase):
 
     def _new_learner(self, index: int) -> IWOCSLearner:
         seed = spawn_seeds(self.seed + 1_000_003 * (index + 1), 1)[0]
-        return IWOCSLearner(self.dsac_config, self.observation_space, self.action_space, device=self.device,
-                            seed=seed, head_learning_rate=self.config.head_learning_rate)
+        return IWOCSLearner(
+            self.dsac_config,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            seed=seed,
+            head_learning_rate=self.config.head_learning_rate,
+        )
 
     # ----------------------------------------------------------------- services
     def attach(self, services: TrainingServices) -> None:
@@ -186,8 +217,10 @@ class IWOCS(AgentBase):
 
         missing = [n for n in ("evaluate", "suite") if getattr(services, n, None) is None]
         if missing:
-            raise ConfigError(f"agent 'iwocs' needs {' and '.join(missing)} from the run: set evaluation.suite "
-                              "(e.g. suite='hopper-2d') and perturbation {kind: static, suite: <same id>}")
+            raise ConfigError(
+                f"agent 'iwocs' needs {' and '.join(missing)} from the run: set evaluation.suite "
+                "(e.g. suite='hopper-2d') and perturbation {kind: static, suite: <same id>}"
+            )
         suite = get_suite(services.suite)
         if services.make_env is not None:
             env = services.make_env()
@@ -200,11 +233,14 @@ class IWOCS(AgentBase):
                 raise ConfigError(
                     f"agent 'iwocs' sets the training env's physical parameters itself; wrap the env with "
                     f"perturbation {{kind: static, suite: {suite.id}}} (got "
-                    f"{'no perturbable parameters' if params is None else 'a randomising sampler'})")
+                    f"{'no perturbable parameters' if params is None else 'a randomising sampler'})"
+                )
             unknown = sorted(set(suite.names) - set(params))
             if unknown:
-                raise ConfigError(f"suite {suite.id!r} names parameters {unknown} the env does not have; "
-                                  f"valid: {sorted(params)}")
+                raise ConfigError(
+                    f"suite {suite.id!r} names parameters {unknown} the env does not have; "
+                    f"valid: {sorted(params)}"
+                )
         self._check_schedule(services.total_steps)
         self.services, self.bounds = services, self._search_box(suite)
 
@@ -216,20 +252,25 @@ class IWOCS(AgentBase):
             raise ConfigError(
                 f"agent 'iwocs': the schedule needs learning_starts + dr_steps + n_iterations x steps_per_iteration "
                 f"= {cfg.learning_starts} + {cfg.dr_steps} + {cfg.n_iterations} x {cfg.steps_per_iteration} = "
-                f"{needed} env steps, more than total_steps = {total_steps}; shorten the schedule or train longer")
+                f"{needed} env steps, more than total_steps = {total_steps}; shorten the schedule or train longer"
+            )
 
     def _search_box(self, suite: Any) -> dict[str, tuple[float, float]]:
         """The suite's box, narrowed to ``search_bounds`` where given; a box outside the suite's is refused."""
         box = {k: (float(lo), float(hi)) for k, (lo, hi) in suite.bounds.items()}
         for name, bound in (self.config.search_bounds or {}).items():
             if name not in box:
-                raise ConfigError(f"agent 'iwocs': search_bounds names {name!r}, not a parameter of suite "
-                                  f"{suite.id!r}; valid: {sorted(box)}")
+                raise ConfigError(
+                    f"agent 'iwocs': search_bounds names {name!r}, not a parameter of suite "
+                    f"{suite.id!r}; valid: {sorted(box)}"
+                )
             lo, hi = (float(v) for v in bound)
             s_lo, s_hi = box[name]
             if not s_lo <= lo < hi <= s_hi:
-                raise ConfigError(f"agent 'iwocs': search_bounds {name} = [{lo}, {hi}] is not a non-empty part of "
-                                  f"the box of suite {suite.id!r}, {name} = [{s_lo}, {s_hi}]")
+                raise ConfigError(
+                    f"agent 'iwocs': search_bounds {name} = [{lo}, {hi}] is not a non-empty part of "
+                    f"the box of suite {suite.id!r}, {name} = [{s_lo}, {s_hi}]"
+                )
             box[name] = (lo, hi)
         return box
 
@@ -274,12 +315,20 @@ class IWOCS(AgentBase):
         # Row by row: a (1, d) forward pass is bitwise the same whatever the batch size, so batched
         # and single-observation calls agree exactly (acting batches are num_envs rows anyway).
         memory = self._memory if self._memory is not None and self._memory[0].shape == x.shape else None
-        actions = torch.cat([self._robust_row(x[i:i + 1], None if memory is None else
-                                              (memory[0][i:i + 1], memory[1][i:i + 1])) for i in range(x.shape[0])])
+        actions = torch.cat(
+            [
+                self._robust_row(
+                    x[i : i + 1], None if memory is None else (memory[0][i : i + 1], memory[1][i : i + 1])
+                )
+                for i in range(x.shape[0])
+            ]
+        )
         self._memory = (x.clone(), actions.clone())
         return actions
 
-    def _robust_row(self, x: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def _robust_row(
+        self, x: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
         # IWOCS's robust Q is the min over the valid learners only. Validity first, so that only
         # the valid learners' actions and Q values are computed; ties go to the lower index.
         models = self.learners[1:]
@@ -291,7 +340,9 @@ class IWOCS(AgentBase):
             counts["fallback" if models else "default"] += 1
             return self.learners[0].mean_action(x)
         acts = [models[j].mean_action(x) for j in candidates]
-        q = torch.stack([models[j].unregularized_q(x, a).min(dim=0).values[0] for j, a in zip(candidates, acts)])
+        q = torch.stack(
+            [models[j].unregularized_q(x, a).min(dim=0).values[0] for j, a in zip(candidates, acts)]
+        )
         best = int(q.argmin())
         counts[f"acts/m{candidates[best] + 1}"] += 1
         return acts[best]
@@ -301,9 +352,14 @@ class IWOCS(AgentBase):
         models, counts = self.learners[1:], self.acting_counts
         predictions = [m.predict_next(*previous).mean(dim=0) for m in models]
         raw = torch.stack([gating_error(p, x) for p in predictions])  # (M, 1)
-        errors = raw if self.config.gate_scale == "raw" else torch.stack(
-            [gating_error(p, x, m.delta_scale) for p, m in zip(predictions, models)])
-        valid = (errors <= torch.as_tensor(self.rhos, dtype=errors.dtype, device=self.device).unsqueeze(1))[:, 0]
+        errors = (
+            raw
+            if self.config.gate_scale == "raw"
+            else torch.stack([gating_error(p, x, m.delta_scale) for p, m in zip(predictions, models)])
+        )
+        valid = (errors <= torch.as_tensor(self.rhos, dtype=errors.dtype, device=self.device).unsqueeze(1))[
+            :, 0
+        ]
         counts["gated"] += 1
         for j, (e, r, v) in enumerate(zip(errors[:, 0].tolist(), raw[:, 0].tolist(), valid.tolist()), 1):
             counts[f"valid/m{j}"] += int(v)
@@ -323,8 +379,12 @@ class IWOCS(AgentBase):
         """
         c = self.acting_counts
         steps, gated = max(c["steps"], 1), max(c["gated"], 1)
-        out = {"steps": float(c["steps"]), "gated": float(c["gated"]),
-               "default": c["default"] / steps, "fallback": c["fallback"] / steps}
+        out = {
+            "steps": float(c["steps"]),
+            "gated": float(c["gated"]),
+            "default": c["default"] / steps,
+            "fallback": c["fallback"] / steps,
+        }
         for j in range(1, len(self.learners)):
             out[f"acts/m{j}"] = c[f"acts/m{j}"] / steps
             out[f"valid/m{j}"] = c[f"valid/m{j}"] / gated
@@ -374,21 +434,38 @@ class IWOCS(AgentBase):
 
     def _end_iteration(self) -> None:
         if self.services is None or self.bounds is None:
-            raise ConfigError("agent 'iwocs' reached the end of an iteration without the trainer's evaluate/suite "
-                              "services; call agent.attach(services) (the trainer does) before training")
+            raise ConfigError(
+                "agent 'iwocs' reached the end of an iteration without the trainer's evaluate/suite "
+                "services; call agent.attach(services) (the trainer does) before training"
+            )
         cfg, i = self.config, len(self.learners) - 1
         if i >= 1 and len(cfg.rho_candidates) > 1:
             self.rhos[i - 1] = self._select_rho()
         self.reset_acting_stats()
         result = worst_case_search(
-            self._estimate, self.bounds, cfg.search, points_per_dim=cfg.grid_points_per_dim,
-            generations=cfg.cmaes_generations, population=cfg.cmaes_population, mean=cfg.cmaes_mean,
-            sigma=cfg.cmaes_sigma, seed=int(self.search_rng.integers(2**31 - 1)))
+            self._estimate,
+            self.bounds,
+            cfg.search,
+            points_per_dim=cfg.grid_points_per_dim,
+            generations=cfg.cmaes_generations,
+            population=cfg.cmaes_population,
+            mean=cfg.cmaes_mean,
+            sigma=cfg.cmaes_sigma,
+            seed=int(self.search_rng.integers(2**31 - 1)),
+        )
         x = normalize(result.point, self.bounds)
         repeated = any(np.abs(x - normalize(p, self.bounds)).max() <= cfg.stop_epsilon for p in self.points)
-        self.history.append({"iteration": i, "point": dict(result.point), "value": result.value, "std": result.std,
-                             "evaluations": len(result.evaluations), "repeated": repeated,
-                             "acting": self.acting_stats()})  # how the searched policy acted
+        self.history.append(
+            {
+                "iteration": i,
+                "point": dict(result.point),
+                "value": result.value,
+                "std": result.std,
+                "evaluations": len(result.evaluations),
+                "repeated": repeated,
+                "acting": self.acting_stats(),
+            }
+        )  # how the searched policy acted
         if repeated or i >= cfg.n_iterations:
             self.done, self.stopped = True, repeated
             return
@@ -417,36 +494,60 @@ class IWOCS(AgentBase):
                 out["iwocs/worst_value_std"] = float(last["std"])
             out.update({f"iwocs/param/{k}": float(v) for k, v in last["point"].items()})
             out["iwocs/search_iteration"] = float(last["iteration"])
-            out.update({f"iwocs/search_{k}": v for k, v in last.get("acting", {}).items()
-                        if k in ("fallback", "default") or k.startswith("acts/")})
+            out.update(
+                {
+                    f"iwocs/search_{k}": v
+                    for k, v in last.get("acting", {}).items()
+                    if k in ("fallback", "default") or k.startswith("acts/")
+                }
+            )
         return out
 
     # ----------------------------------------------------------------- state
     def networks(self) -> dict[str, nn.Module]:
-        return {f"m{j}.{k}": v for j, learner in enumerate(self.learners) for k, v in learner.networks().items()}
+        return {
+            f"m{j}.{k}": v for j, learner in enumerate(self.learners) for k, v in learner.networks().items()
+        }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {f"m{j}.{k}": v for j, learner in enumerate(self.learners) for k, v in learner.optimizers().items()}
+        return {
+            f"m{j}.{k}": v for j, learner in enumerate(self.learners) for k, v in learner.optimizers().items()
+        }
 
     def extra_state(self) -> dict[str, Any]:
         return {
             "n_learners": len(self.learners),
-            "learners": [{"num_updates": m.num_updates, "rng_torch": m.generator.get_state(),
-                          "rng_numpy": numpy_state(m.np_rng), "running_std": m.running_std.clone(),
-                          "delta_moments": m.delta_moments.clone(), "delta_batches": m.delta_batches}
-                         for m in self.learners],
-            "points": [dict(p) for p in self.points], "rhos": list(self.rhos),
-            "history": [dict(h) for h in self.history], "phase_updates": self.phase_updates,
-            "done": self.done, "stopped": self.stopped, "dr_point": self.dr_point, "dr_episodes": self.dr_episodes,
-            "search_rng": numpy_state(self.search_rng), "train_rng": numpy_state(self.train_rng),
+            "learners": [
+                {
+                    "num_updates": m.num_updates,
+                    "rng_torch": m.generator.get_state(),
+                    "rng_numpy": numpy_state(m.np_rng),
+                    "running_std": m.running_std.clone(),
+                    "delta_moments": m.delta_moments.clone(),
+                    "delta_batches": m.delta_batches,
+                }
+                for m in self.learners
+            ],
+            "points": [dict(p) for p in self.points],
+            "rhos": list(self.rhos),
+            "history": [dict(h) for h in self.history],
+            "phase_updates": self.phase_updates,
+            "done": self.done,
+            "stopped": self.stopped,
+            "dr_point": self.dr_point,
+            "dr_episodes": self.dr_episodes,
+            "search_rng": numpy_state(self.search_rng),
+            "train_rng": numpy_state(self.train_rng),
         }
 
     def extra_state_problems(self, state: Mapping[str, Any]) -> list[str]:
         """The base checks plus one ``learners`` entry per learner."""
         problems = super().extra_state_problems(state)
         if "learners" in state and len(state["learners"]) != len(self.learners):
-            problems.append(f"extra.learners holds {len(state['learners'])} entries, one per learner "
-                            f"({len(self.learners)}) expected")
+            problems.append(
+                f"extra.learners holds {len(state['learners'])} entries, one per learner "
+                f"({len(self.learners)}) expected"
+            )
         return problems
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
@@ -459,7 +560,11 @@ class IWOCS(AgentBase):
             learner.delta_batches = int(s["delta_batches"])
         self.points, self.rhos = [dict(p) for p in state["points"]], [float(r) for r in state["rhos"]]
         self.history = [dict(h) for h in state["history"]]
-        self.phase_updates, self.done, self.stopped = int(state["phase_updates"]), bool(state["done"]), bool(state["stopped"])
+        self.phase_updates, self.done, self.stopped = (
+            int(state["phase_updates"]),
+            bool(state["done"]),
+            bool(state["stopped"]),
+        )
         self.dr_point = None if state["dr_point"] is None else dict(state["dr_point"])
         self.dr_episodes = int(state["dr_episodes"])
         set_numpy_state(self.search_rng, state["search_rng"])

@@ -31,7 +31,9 @@ from rlrobust.core.types import TransitionBatch
 
 
 # ----------------------------------------------------------------------------- pure functions
-def gating_error(predicted: torch.Tensor, observed: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+def gating_error(
+    predicted: torch.Tensor, observed: torch.Tensor, scale: torch.Tensor | None = None
+) -> torch.Tensor:
     """One-step prediction error of a dynamics model, the quantity IWOCS's gate compares with ρ.
 
     Args:
@@ -46,14 +48,16 @@ def gating_error(predicted: torch.Tensor, observed: torch.Tensor, scale: torch.T
     return error.sum(dim=-1) if scale is None else (error / scale).mean(dim=-1)
 
 
-def unregularized_q_target(rewards: torch.Tensor, discounts: torch.Tensor, dones: torch.Tensor,
-                           next_q: torch.Tensor) -> torch.Tensor:
+def unregularized_q_target(
+    rewards: torch.Tensor, discounts: torch.Tensor, dones: torch.Tensor, next_q: torch.Tensor
+) -> torch.Tensor:
     """``y = r + γ^k(1 − d)·min_k Q̄_k(s′, π(s′))`` — no entropy term; ``next_q`` is ``(K, B)``, the rest ``(B,)``."""
     if next_q.dim() != 2 or any(t.shape != next_q.shape[1:] for t in (rewards, discounts, dones)):
-        raise ValueError(f"need next_q (K, B) and rewards/discounts/dones (B,), got {tuple(next_q.shape)}, "
-                         f"{tuple(rewards.shape)}, {tuple(discounts.shape)}, {tuple(dones.shape)}")
+        raise ValueError(
+            f"need next_q (K, B) and rewards/discounts/dones (B,), got {tuple(next_q.shape)}, "
+            f"{tuple(rewards.shape)}, {tuple(discounts.shape)}, {tuple(dones.shape)}"
+        )
     return rewards + discounts * (1.0 - dones) * next_q.min(dim=0).values
-
 
 
 # ----------------------------------------------------------------------------- inner learner
@@ -62,18 +66,30 @@ class IWOCSLearner(DSAC):
 
     name: ClassVar[str] = "iwocs"
 
-    def __init__(self, config: DSACConfig, observation_space: gym.Space, action_space: gym.Space, *,
-                 device: str | torch.device, seed: int, head_learning_rate: float) -> None:
+    def __init__(
+        self,
+        config: DSACConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device,
+        seed: int,
+        head_learning_rate: float,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         obs_dim, act_dim = int(observation_space.shape[0]), int(np.prod(action_space.shape))
         arch = config.net_arch if isinstance(config.net_arch, list) else config.net_arch["qf"]
         self._init_seed = spawn_seeds(self._init_seed, 1)[0]  # heads get their own init stream
         with self.seeded_init():
             self.q_head = EnsembleMLP(2, obs_dim + act_dim, arch, 1, act=config.activation).to(self.device)
-            self.dynamics = EnsembleMLP(2, obs_dim + act_dim, arch, obs_dim, act=config.activation).to(self.device)
+            self.dynamics = EnsembleMLP(2, obs_dim + act_dim, arch, obs_dim, act=config.activation).to(
+                self.device
+            )
         self.q_head_target = frozen_copy(self.q_head)
         self.q_optimizer = torch.optim.Adam(self.q_head.parameters(), lr=head_learning_rate, eps=1e-5)
-        self.dynamics_optimizer = torch.optim.Adam(self.dynamics.parameters(), lr=head_learning_rate, eps=1e-5)
+        self.dynamics_optimizer = torch.optim.Adam(
+            self.dynamics.parameters(), lr=head_learning_rate, eps=1e-5
+        )
         # Running first and second moments of the state change s′ − s over the batches trained on
         # (the average over batches: an estimate of the spread in this learner's replay).
         self.delta_moments = torch.zeros(2, obs_dim, device=self.device)
@@ -99,10 +115,16 @@ class IWOCSLearner(DSAC):
         return obs + self.dynamics(torch.cat([obs, actions.reshape(obs.shape[0], -1)], dim=-1))
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
-        obs, next_obs, actions = batch.observations.float(), batch.next_observations.float(), batch.actions.float()
+        obs, next_obs, actions = (
+            batch.observations.float(),
+            batch.next_observations.float(),
+            batch.actions.float(),
+        )
         with torch.no_grad():
             next_q = self.unregularized_q(next_obs, self.mean_action(next_obs), target=True)
-            y = unregularized_q_target(batch.rewards.float(), batch.discounts.float(), batch.dones.float(), next_q)
+            y = unregularized_q_target(
+                batch.rewards.float(), batch.discounts.float(), batch.dones.float(), next_q
+            )
         q = self.unregularized_q(obs, actions)
         heads = {
             "loss/q_unregularized": (q - y).pow(2).mean(dim=1).sum(),
@@ -126,8 +148,12 @@ class IWOCSLearner(DSAC):
         return metrics
 
     def networks(self) -> dict[str, nn.Module]:
-        return {**super().networks(), "q_head": self.q_head, "q_head_target": self.q_head_target,
-                "dynamics": self.dynamics}
+        return {
+            **super().networks(),
+            "q_head": self.q_head,
+            "q_head_target": self.q_head_target,
+            "dynamics": self.dynamics,
+        }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super().optimizers(), "q_adam": self.q_optimizer, "dynamics_adam": self.dynamics_optimizer}

@@ -50,7 +50,7 @@ class SearchResult:
 
 def _estimate(evaluate: Evaluate, params: Params) -> tuple[float, float]:
     out = evaluate(params)
-    mean, std = (out if isinstance(out, tuple) else (out, math.nan))
+    mean, std = out if isinstance(out, tuple) else (out, math.nan)
     if not math.isfinite(float(mean)):
         raise ValueError(f"the return estimate at {params} is not finite ({mean})")
     return float(mean), float(std)
@@ -59,7 +59,9 @@ def _estimate(evaluate: Evaluate, params: Params) -> tuple[float, float]:
 def _check_bounds(bounds: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
     box = {str(k): (float(v[0]), float(v[1])) for k, v in bounds.items()}
     if not box or any(not lo < hi for lo, hi in box.values()):
-        raise ConfigError(f"the search box must be a non-empty {{name: (low, high)}} with low < high, got {bounds!r}")
+        raise ConfigError(
+            f"the search box must be a non-empty {{name: (low, high)}} with low < high, got {bounds!r}"
+        )
     return box
 
 
@@ -79,11 +81,15 @@ def _result(evals: list[tuple[Params, float, float]], method: str) -> SearchResu
     return SearchResult(dict(point), value, std, evals, method)
 
 
-def grid_search(evaluate: Evaluate, bounds: Mapping[str, Sequence[float]], points_per_dim: int = 10) -> SearchResult:
+def grid_search(
+    evaluate: Evaluate, bounds: Mapping[str, Sequence[float]], points_per_dim: int = 10
+) -> SearchResult:
     """Evaluate every point of a ``points_per_dim^d`` grid (both bounds included); return the worst."""
     box = _check_bounds(bounds)
     if points_per_dim < 2:
-        raise ConfigError(f"grid_points_per_dim must be >= 2 so both bounds are searched, got {points_per_dim}")
+        raise ConfigError(
+            f"grid_points_per_dim must be >= 2 so both bounds are searched, got {points_per_dim}"
+        )
     axes = [np.linspace(lo, hi, points_per_dim) for lo, hi in box.values()]
     evals = []
     for values in itertools.product(*axes):
@@ -93,8 +99,14 @@ def grid_search(evaluate: Evaluate, bounds: Mapping[str, Sequence[float]], point
 
 
 def cmaes_search(
-    evaluate: Evaluate, bounds: Mapping[str, Sequence[float]], *, generations: int = 6, population: int = 100,
-    mean: float = 0.5, sigma: float = 0.5, seed: int = 0,
+    evaluate: Evaluate,
+    bounds: Mapping[str, Sequence[float]],
+    *,
+    generations: int = 6,
+    population: int = 100,
+    mean: float = 0.5,
+    sigma: float = 0.5,
+    seed: int = 0,
 ) -> SearchResult:
     """CMA-ES (``cmaes.CMA``) minimising the return over the normalised box; returns the lowest point seen."""
     from cmaes import CMA
@@ -106,8 +118,13 @@ def cmaes_search(
             f"{generations}, {population}, {mean}, {sigma}"
         )
     d = len(box)
-    optimizer = CMA(mean=np.full(d, float(mean)), sigma=float(sigma), bounds=np.tile([0.0, 1.0], (d, 1)),
-                    seed=int(seed), population_size=int(population))
+    optimizer = CMA(
+        mean=np.full(d, float(mean)),
+        sigma=float(sigma),
+        bounds=np.tile([0.0, 1.0], (d, 1)),
+        seed=int(seed),
+        population_size=int(population),
+    )
     evals = []
     for _ in range(generations):
         told = []
@@ -122,13 +139,28 @@ def cmaes_search(
 
 
 def worst_case_search(
-    evaluate: Evaluate, bounds: Mapping[str, Sequence[float]], method: str = "cmaes", *, points_per_dim: int = 10,
-    generations: int = 6, population: int = 100, mean: float = 0.5, sigma: float = 0.5, seed: int = 0,
+    evaluate: Evaluate,
+    bounds: Mapping[str, Sequence[float]],
+    method: str = "cmaes",
+    *,
+    points_per_dim: int = 10,
+    generations: int = 6,
+    population: int = 100,
+    mean: float = 0.5,
+    sigma: float = 0.5,
+    seed: int = 0,
 ) -> SearchResult:
     """Dispatch to :func:`grid_search` (``"grid"``, IWOCS*) or :func:`cmaes_search` (``"cmaes"``)."""
     if method == "grid":
         return grid_search(evaluate, bounds, points_per_dim)
     if method == "cmaes":
-        return cmaes_search(evaluate, bounds, generations=generations, population=population, mean=mean,
-                            sigma=sigma, seed=seed)
+        return cmaes_search(
+            evaluate,
+            bounds,
+            generations=generations,
+            population=population,
+            mean=mean,
+            sigma=sigma,
+            seed=seed,
+        )
     raise ConfigError(f"unknown worst-case search {method!r}; valid: {SEARCHES}")

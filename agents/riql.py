@@ -57,8 +57,12 @@ from rlrobust.core.types import TransitionBatch
 
 #: Config overrides that turn RIQL into plain (deterministic-actor) IQL.
 IQL_BASELINE: dict[str, Any] = {
-    "n_critics": 2, "quantile_alpha": None, "ensemble_reduction": "min", "huber_sigma": None,
-    "normalize_obs": False, "target_clip": None,
+    "n_critics": 2,
+    "quantile_alpha": None,
+    "ensemble_reduction": "min",
+    "huber_sigma": None,
+    "normalize_obs": False,
+    "target_clip": None,
 }
 
 
@@ -98,7 +102,9 @@ def huber_critic_loss(q: torch.Tensor, target: torch.Tensor, sigma: float | None
         target: ``(B,)`` the TD target (no gradient flows into it).
     """
     if q.dim() != 2 or target.shape != q.shape[1:]:
-        raise ValueError(f"huber_critic_loss needs q (K, B) and target (B,), got {tuple(q.shape)}, {tuple(target.shape)}")
+        raise ValueError(
+            f"huber_critic_loss needs q (K, B) and target (B,), got {tuple(q.shape)}, {tuple(target.shape)}"
+        )
     y = target.detach().unsqueeze(0).expand_as(q)
     if sigma is None:
         return (q - y).square()
@@ -110,7 +116,9 @@ def advantage_weights(adv: torch.Tensor, beta: float, max_weight: float = 100.0)
     return torch.exp(beta * adv.detach()).clamp(max=max_weight)
 
 
-def awr_diagnostics(weights: torch.Tensor, adv: torch.Tensor, beta: float, max_weight: float) -> dict[str, float]:
+def awr_diagnostics(
+    weights: torch.Tensor, adv: torch.Tensor, beta: float, max_weight: float
+) -> dict[str, float]:
     """Statistics of advantage weights ``w (B,)``: mean, effective sample size fraction
     ``(Σw)²/(B·Σw²)`` (Kish), fraction of samples whose ``exp(β·adv)`` reached ``max_weight``, mean advantage."""
     ess = weights.sum().square() / (weights.numel() * weights.square().sum())
@@ -150,13 +158,22 @@ class RIQL(AgentBase):
     Config: ClassVar[type] = RIQLConfig
     offline: ClassVar[bool] = True
 
-    def __init__(self, config: RIQLConfig, observation_space: gym.Space, action_space: gym.Space, *,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: RIQLConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         obs_dim = self.require_vector_obs(self.name, observation_space)
         low, high = self.require_box_actions(self.name, action_space)
         if config.ensemble_reduction not in ("min", "mean"):
-            raise ConfigError(f"ensemble_reduction must be 'min' or 'mean', got {config.ensemble_reduction!r}")
+            raise ConfigError(
+                f"ensemble_reduction must be 'min' or 'mean', got {config.ensemble_reduction!r}"
+            )
         if config.huber_sigma is not None:
             huber_delta(config.huber_sigma)  # validates σ > 0
         if config.target_clip is not None and len(config.target_clip) != 2:
@@ -179,21 +196,32 @@ class RIQL(AgentBase):
         self.actor.to(self.device)
         self.critic_target = frozen_copy(self.critic)
         # Param groups in a fixed order: critic, value, actor (the actor's lr is annealed).
-        self.optimizer = fused_adam([{"params": list(m.parameters())} for m in (self.critic, self.value, self.actor)],
-                                    config.learning_rate)
+        self.optimizer = fused_adam(
+            [{"params": list(m.parameters())} for m in (self.critic, self.value, self.actor)],
+            config.learning_rate,
+        )
         self.obs_mean = torch.zeros(obs_dim, device=self.device)
         self.obs_std = torch.ones(obs_dim, device=self.device)
         self.reward_scale = 1.0
 
     # ----------------------------------------------------------------- protocol plumbing
     def networks(self) -> dict[str, nn.Module]:
-        return {"critic": self.critic, "critic_target": self.critic_target, "value": self.value, "actor": self.actor}
+        return {
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "value": self.value,
+            "actor": self.actor,
+        }
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": self.optimizer}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"obs_mean": self.obs_mean.clone(), "obs_std": self.obs_std.clone(), "reward_scale": self.reward_scale}
+        return {
+            "obs_mean": self.obs_mean.clone(),
+            "obs_std": self.obs_std.clone(),
+            "reward_scale": self.reward_scale,
+        }
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.obs_mean = torch.as_tensor(state["obs_mean"], device=self.device).clone()
@@ -205,8 +233,9 @@ class RIQL(AgentBase):
         if self.config.normalize_obs:
             both = np.concatenate([dataset.observations, dataset.next_observations]).astype(np.float64)
             self.obs_mean = torch.as_tensor(both.mean(0), dtype=torch.float32, device=self.device)
-            self.obs_std = torch.as_tensor(both.std(0) + self.config.obs_norm_eps, dtype=torch.float32,
-                                           device=self.device)
+            self.obs_std = torch.as_tensor(
+                both.std(0) + self.config.obs_norm_eps, dtype=torch.float32, device=self.device
+            )
         if self.config.normalize_reward:
             from rlrobust.data.dataset import return_range_scale
 
@@ -242,9 +271,12 @@ class RIQL(AgentBase):
         actions = batch.actions.reshape(len(batch), self.act_dim)
         sa = torch.cat([obs, actions], -1)
         with torch.no_grad():
-            q_target = ensemble_estimate(self.critic_target(sa).squeeze(-1), cfg.quantile_alpha,
-                                         cfg.ensemble_reduction)  # (B,)
-            y = batch.rewards * self.reward_scale + batch.discounts * (1 - batch.dones) * self.value(next_obs).squeeze(-1)
+            q_target = ensemble_estimate(
+                self.critic_target(sa).squeeze(-1), cfg.quantile_alpha, cfg.ensemble_reduction
+            )  # (B,)
+            y = batch.rewards * self.reward_scale + batch.discounts * (1 - batch.dones) * self.value(
+                next_obs
+            ).squeeze(-1)
             if cfg.target_clip is not None:
                 y = y.clamp(cfg.target_clip[0], cfg.target_clip[1])
         v = self.value(obs).squeeze(-1)  # (B,)
@@ -254,9 +286,16 @@ class RIQL(AgentBase):
         weights = advantage_weights(adv, cfg.beta, cfg.max_weight)
         target_act = self.action_box.to_unit(actions)
         pi = torch.tanh(self.actor(obs))
-        return {"loss/value": expectile_loss(adv, cfg.expectile), "loss/critic": per_sample.mean(),
-                "loss/actor": (weights * (pi - target_act).square().sum(-1)).mean(),
-                "per_sample": per_sample, "q": q, "v": v, "adv": adv, "weights": weights}
+        return {
+            "loss/value": expectile_loss(adv, cfg.expectile),
+            "loss/critic": per_sample.mean(),
+            "loss/actor": (weights * (pi - target_act).square().sum(-1)).mean(),
+            "per_sample": per_sample,
+            "q": q,
+            "v": v,
+            "adv": adv,
+            "weights": weights,
+        }
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         """One step of all three networks: the losses touch disjoint parameters (targets and AWR
@@ -293,5 +332,6 @@ class RIQL(AgentBase):
         batch) and fraction at the ``max_weight`` clip."""
         out = self._losses(batch)
         return awr_diagnostics(out["weights"], out["adv"], self.config.beta, self.config.max_weight) | {
-            "q/mean": out["q"].mean().item(), "v/mean": out["v"].mean().item(),
+            "q/mean": out["q"].mean().item(),
+            "v/mean": out["v"].mean().item(),
         }

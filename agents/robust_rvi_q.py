@@ -104,17 +104,21 @@ def estimate_next_values(
     back to ``next_states`` (C, B) as one sample each (biased for non-linear sets).
     """
     if states.shape != actions.shape or states.dim() != 2 or states.shape[0] != q.shape[0]:
-        raise ValueError(f"states {tuple(states.shape)} and actions {tuple(actions.shape)} must both be "
-                         f"(copies, B) with copies = {q.shape[0]}")
+        raise ValueError(
+            f"states {tuple(states.shape)} and actions {tuple(actions.shape)} must both be "
+            f"(copies, B) with copies = {q.shape[0]}"
+        )
     C, B = states.shape
     S = q.shape[1]
     v = q.amax(-1)  # (C, S)
     rows_v = v.unsqueeze(1).expand(C, B, S).reshape(C * B, S)
     flat_s, flat_a = states.reshape(-1), actions.reshape(-1)
     if generative_model is not None:
+
         def sampler(rows: torch.Tensor, n: int) -> torch.Tensor:
-            return generative_model.sample(flat_s.index_select(0, rows), flat_a.index_select(0, rows), n,
-                                           generator).to(q.device)
+            return generative_model.sample(
+                flat_s.index_select(0, rows), flat_a.index_select(0, rows), n, generator
+            ).to(q.device)
     elif next_states is not None:
         flat_next = next_states.reshape(-1)
 
@@ -153,10 +157,15 @@ def update_tables(
         ``(td (C, B), alpha (C, B))``: the TD errors r − f(Q) + σ̂ − Q(s, a) and step sizes used.
     """
     C, S, A = q.shape
-    if not (states.shape == actions.shape == rewards.shape == sigma.shape) or states.dim() != 2 \
-            or states.shape[0] != C:
-        raise ValueError(f"states, actions, rewards, sigma must all be (C, B) with C = {C}; got "
-                         f"{tuple(states.shape)}, {tuple(actions.shape)}, {tuple(rewards.shape)}, {tuple(sigma.shape)}")
+    if (
+        not (states.shape == actions.shape == rewards.shape == sigma.shape)
+        or states.dim() != 2
+        or states.shape[0] != C
+    ):
+        raise ValueError(
+            f"states, actions, rewards, sigma must all be (C, B) with C = {C}; got "
+            f"{tuple(states.shape)}, {tuple(actions.shape)}, {tuple(rewards.shape)}, {tuple(sigma.shape)}"
+        )
     flat = (torch.arange(C, device=q.device).unsqueeze(1) * (S * A) + states * A + actions).reshape(-1)
     q_sa = q.view(-1).index_select(0, flat).view(states.shape)
     td = rewards.to(q.dtype) - rvi_offset(q, offset, reference_pair).unsqueeze(1) + sigma.to(q.dtype) - q_sa
@@ -191,8 +200,15 @@ class RobustRVIQ(AgentBase):
     offline: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset({"generative_model"})
 
-    def __init__(self, config: RobustRVIQConfig, observation_space: gym.Space, action_space: gym.Space, *,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: RobustRVIQConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         self.n_states = self.require_discrete_obs(self.name, observation_space)
         self.n_actions = self.require_discrete_actions(self.name, action_space)
@@ -203,10 +219,14 @@ class RobustRVIQ(AgentBase):
         if config.lr_schedule not in SCHEDULES:
             raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; valid: {choices(SCHEDULES)}")
         if not 0.5 < config.mlmc_psi < 1.0:
-            raise ConfigError(f"mlmc_psi={config.mlmc_psi} must lie in (0.5, 1); (0.5, 0.75) keeps variance finite")
+            raise ConfigError(
+                f"mlmc_psi={config.mlmc_psi} must lie in (0.5, 1); (0.5, 0.75) keeps variance finite"
+            )
         s0, a0 = (int(x) for x in config.reference_pair)
         if not (0 <= s0 < self.n_states and 0 <= a0 < self.n_actions):
-            raise ConfigError(f"reference_pair {config.reference_pair} is outside the {self.n_states}×{self.n_actions} table")
+            raise ConfigError(
+                f"reference_pair {config.reference_pair} is outside the {self.n_states}×{self.n_actions} table"
+            )
         self.reference_pair = (s0, a0)
         with self.seeded_init():
             self.table = QTable(self.n_states, self.n_actions).to(self.device)
@@ -238,7 +258,10 @@ class RobustRVIQ(AgentBase):
         s = self.index_tensor(obs)
         actions = self.table.q[s].argmax(-1)
         if not deterministic and self.config.exploration_rate > 0:
-            explore = torch.rand(len(s), generator=self.generator, device=self.device) < self.config.exploration_rate
+            explore = (
+                torch.rand(len(s), generator=self.generator, device=self.device)
+                < self.config.exploration_rate
+            )
             random = torch.randint(self.n_actions, (len(s),), generator=self.generator, device=self.device)
             actions = torch.where(explore, random, actions)
         return actions.cpu().numpy()
@@ -250,12 +273,31 @@ class RobustRVIQ(AgentBase):
         a = self.index_tensor(batch.actions).unsqueeze(0)
         r = batch.rewards.to(self.device, torch.float64).reshape(1, -1)
         q = self.table.q.unsqueeze(0)  # a view: updates land in the parameter
-        sigma = estimate_next_values(self.kernel_set, q, s, a, self.generative_model, self.generator,
-                                     cfg.mlmc_psi, next_states=self.index_tensor(batch.next_observations).unsqueeze(0))
-        td, alpha = update_tables(q, self.counts.unsqueeze(0), s, a, r, sigma, offset=cfg.offset,
-                                  reference_pair=self.reference_pair, learning_rate=cfg.learning_rate,
-                                  lr_schedule=cfg.lr_schedule, lr_power=cfg.lr_power, num_updates=self.num_updates,
-                                  check_finite=self.check_finite)
+        sigma = estimate_next_values(
+            self.kernel_set,
+            q,
+            s,
+            a,
+            self.generative_model,
+            self.generator,
+            cfg.mlmc_psi,
+            next_states=self.index_tensor(batch.next_observations).unsqueeze(0),
+        )
+        td, alpha = update_tables(
+            q,
+            self.counts.unsqueeze(0),
+            s,
+            a,
+            r,
+            sigma,
+            offset=cfg.offset,
+            reference_pair=self.reference_pair,
+            learning_rate=cfg.learning_rate,
+            lr_schedule=cfg.lr_schedule,
+            lr_power=cfg.lr_power,
+            num_updates=self.num_updates,
+            check_finite=self.check_finite,
+        )
         self.num_updates += 1
         metrics = {
             "gain/estimate": self.gain_estimate,
@@ -276,4 +318,3 @@ class RobustRVIQ(AgentBase):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.counts.copy_(state["counts"])
-

@@ -71,7 +71,9 @@ def bench_evaluation(
     for _ in range(repeats):
         for w in workers:
             with Timer() as t:
-                result = rlrobust.evaluate(policy, s, episodes=episodes, points_per_dim=points_per_dim, workers=w)
+                result = rlrobust.evaluate(
+                    policy, s, episodes=episodes, points_per_dim=points_per_dim, workers=w
+                )
             eval_times[w] = min(eval_times.get(w, np.inf), t.wall)
             total_steps = int(result.lengths.sum())
             if w == workers[0]:  # bare stepping right after, same steps, same process
@@ -80,9 +82,16 @@ def bench_evaluation(
                 bare_times.append(seconds)
     bare = min(bare_times)
     return {
-        "suite": suite, "env_id": s.env_id, "points": points_per_dim**s.dims, "episodes": episodes,
-        "total_steps": total_steps, "policy": "zeros", "cpu_count": os.cpu_count(), "repeats": repeats,
-        "bare_seconds": round(bare, 3), "bare_us_per_step": round(1e6 * bare / total_steps, 1),
+        "suite": suite,
+        "env_id": s.env_id,
+        "points": points_per_dim**s.dims,
+        "episodes": episodes,
+        "total_steps": total_steps,
+        "policy": "zeros",
+        "cpu_count": os.cpu_count(),
+        "repeats": repeats,
+        "bare_seconds": round(bare, 3),
+        "bare_us_per_step": round(1e6 * bare / total_steps, 1),
         "eval_seconds": {w: round(t, 3) for w, t in eval_times.items()},
         "ratio_vs_bare": {w: round(t / bare, 3) for w, t in eval_times.items()},
         "speedup_vs_1_worker": {w: round(eval_times[workers[0]] / t, 2) for w, t in eval_times.items()},
@@ -97,8 +106,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    out = bench_evaluation(args.suite, args.points_per_dim, args.episodes, tuple(dict.fromkeys(args.workers)),
-                           args.repeats)
+    out = bench_evaluation(
+        args.suite, args.points_per_dim, args.episodes, tuple(dict.fromkeys(args.workers)), args.repeats
+    )
     print(json.dumps(out, indent=2))
 
 

@@ -36,13 +36,24 @@ METHODS = ("dsac_nominal", "dsac_dr", "iwocs")
 # warm-up is a small part of its iteration. Every field is also an IWOCS field, so IWOCS's inner
 # learners get exactly these values.
 SMALL_BUDGET_DSAC: dict[str, Any] = {
-    "learning_starts": 1000, "net_arch": [64, 64], "activation": "relu", "learning_rate": 1e-3, "actor_learning_rate": 1e-3,
-    "critic_learning_rate": 1e-3, "alpha_learning_rate": 1e-3, "ent_coef": "auto_1.0"}
+    "learning_starts": 1000,
+    "net_arch": [64, 64],
+    "activation": "relu",
+    "learning_rate": 1e-3,
+    "actor_learning_rate": 1e-3,
+    "critic_learning_rate": 1e-3,
+    "alpha_learning_rate": 1e-3,
+    "ent_coef": "auto_1.0",
+}
 # IWOCS* (grid search) on a coarser grid than the evaluation's (4 per dimension, both bounds), 2
 # Monte-Carlo episodes per point and 3 values of ρ: each search is 32 episodes, each ρ selection
 # at most 18 (the paper's 10 × 10 grid and 10 ρ values cost more than the training at this budget).
-IWOCS_SEARCH: dict[str, Any] = {"search": "grid", "grid_points_per_dim": 4, "eval_episodes": 2,
-                                "rho_candidates": [0.25, 0.5, 1.0]}
+IWOCS_SEARCH: dict[str, Any] = {
+    "search": "grid",
+    "grid_points_per_dim": 4,
+    "eval_episodes": 2,
+    "rho_candidates": [0.25, 0.5, 1.0],
+}
 
 
 @dataclass
@@ -72,8 +83,11 @@ class BenchSettings:
     def schedule(self) -> dict[str, int]:
         """The paper's split: 40% domain-randomised (the trainer's warm-up included), then 3 × 20%."""
         learning_starts = int(self.dsac.get("learning_starts", 10_000))
-        return {"dr_steps": int(0.4 * self.steps) - learning_starts, "steps_per_iteration": int(0.2 * self.steps),
-                "n_iterations": 3}
+        return {
+            "dr_steps": int(0.4 * self.steps) - learning_starts,
+            "steps_per_iteration": int(0.2 * self.steps),
+            "n_iterations": 3,
+        }
 
     def method(self, name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """``(agent, perturbation, agent kwargs)`` of one method."""
@@ -88,8 +102,11 @@ class BenchSettings:
             own = set(IWOCSConfig.__dataclass_fields__)
             shared = {k: v for k, v in self.dsac.items() if k in own}
             extra = {k: v for k, v in self.dsac.items() if k not in own}
-            return "iwocs", {"kind": "static", "suite": self.suite}, {
-                **shared, "dsac_kwargs": extra, **self.schedule(), **self.iwocs}
+            return (
+                "iwocs",
+                {"kind": "static", "suite": self.suite},
+                {**shared, "dsac_kwargs": extra, **self.schedule(), **self.iwocs},
+            )
         raise ValueError(f"unknown method {name!r}; valid: {METHODS}")
 
 
@@ -112,14 +129,16 @@ def _pin_settings(root: Path, settings: BenchSettings) -> None:
             raise ConfigError(
                 f"{root} holds a benchmark with other settings ("
                 + "; ".join(f"{k}: {pinned.get(k)!r} there, {mine[k]!r} now" for k in differing)
-                + "); rerun with those settings to resume it, or use another --root")
+                + "); rerun with those settings to resume it, or use another --root"
+            )
         mine["seeds"] = sorted(set(pinned.get("seeds", [])) | set(settings.seeds))
     root.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(mine, indent=1))
 
 
-def train_and_evaluate(settings: BenchSettings, method: str, seed: int, root: Path, *,
-                       checkpoint_interval: int, workers: int = 1) -> dict[str, Any]:
+def train_and_evaluate(
+    settings: BenchSettings, method: str, seed: int, root: Path, *, checkpoint_interval: int, workers: int = 1
+) -> dict[str, Any]:
     """Train (or resume) one (method, seed), evaluate it on the suite's grid, store ``result.json``."""
     import rlrobust
     from rlrobust.core.trainer import Trainer, TrainerSettings
@@ -132,29 +151,59 @@ def train_and_evaluate(settings: BenchSettings, method: str, seed: int, root: Pa
     probe.close()
     directory = run_dir(root, method, seed)
     trainer_settings = TrainerSettings(
-        total_steps=settings.steps, seed=seed, progress=False, final_eval_episodes=0,
-        checkpoint_interval=checkpoint_interval, log_interval=max(settings.steps // 100, 1), resume="auto",
-        eval_interval=settings.nominal_eval_interval, eval_episodes=5)
+        total_steps=settings.steps,
+        seed=seed,
+        progress=False,
+        final_eval_episodes=0,
+        checkpoint_interval=checkpoint_interval,
+        log_interval=max(settings.steps // 100, 1),
+        resume="auto",
+        eval_interval=settings.nominal_eval_interval,
+        eval_episodes=5,
+    )
     with Timer() as train:
-        trained = Trainer(agent, lambda: make_env(env_id, perturbation=perturbation), trainer_settings, directory,
-                          suite=settings.suite).run().agent
+        trained = (
+            Trainer(
+                agent,
+                lambda: make_env(env_id, perturbation=perturbation),
+                trainer_settings,
+                directory,
+                suite=settings.suite,
+            )
+            .run()
+            .agent
+        )
     reset_stats = getattr(trained, "reset_acting_stats", None)
     if reset_stats is not None:
         reset_stats()
     with Timer() as evaluation:
-        ev = rlrobust.evaluate(trained, settings.suite, episodes=settings.episodes, seed=1000 + seed,
-                               points_per_dim=settings.points_per_dim, workers=workers)
+        ev = rlrobust.evaluate(
+            trained,
+            settings.suite,
+            episodes=settings.episodes,
+            seed=1000 + seed,
+            points_per_dim=settings.points_per_dim,
+            workers=workers,
+        )
     ev.to_json(directory / "evaluation.json")
     row: dict[str, Any] = {
-        "suite": settings.suite, "method": method, "seed": seed, "steps": settings.steps,
-        "worst": ev.worst, "mean": ev.mean, "cvar": ev.cvar, "worst_point": ev.worst_point,
+        "suite": settings.suite,
+        "method": method,
+        "seed": seed,
+        "steps": settings.steps,
+        "worst": ev.worst,
+        "mean": ev.mean,
+        "cvar": ev.cvar,
+        "worst_point": ev.worst_point,
         "grid": f"{settings.points_per_dim}^{len(ev.names)} x {settings.episodes} episodes",
-        "train_seconds_this_sitting": round(train.wall, 1), "eval_seconds": round(evaluation.wall, 1),
+        "train_seconds_this_sitting": round(train.wall, 1),
+        "eval_seconds": round(evaluation.wall, 1),
     }
     from rlrobust.core.logging import read_metrics
 
-    row["nominal_curve"] = [[r["step"], r["eval/return_mean"]] for r in read_metrics(directory)
-                            if "eval/return_mean" in r]
+    row["nominal_curve"] = [
+        [r["step"], r["eval/return_mean"]] for r in read_metrics(directory) if "eval/return_mean" in r
+    ]
     if agent_name == "iwocs":
         # Acting statistics are gathered in this process: evaluate with workers=1 for them.
         row["acting"] = trained.acting_stats() if workers == 1 else None
@@ -175,8 +224,10 @@ def summarize(root: Path) -> dict[str, Any]:
     per_method: dict[str, Any] = {}
     for m in methods:
         mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["seed"])
-        per_method[m] = {"seeds": [r["seed"] for r in mine],
-                         **{k: float(np.mean([r[k] for r in mine])) for k in ("worst", "mean", "cvar")}}
+        per_method[m] = {
+            "seeds": [r["seed"] for r in mine],
+            **{k: float(np.mean([r[k] for r in mine])) for k in ("worst", "mean", "cvar")},
+        }
         results = [read_json(run_dir(root, m, r["seed"]) / "evaluation.json") for r in mine]
         pooled = results[0]
         pooled.returns = np.concatenate([r.returns for r in results], axis=1)  # seeds pooled per point
@@ -194,15 +245,25 @@ def format_table(rows: list[dict[str, Any]], per_method: dict[str, Any]) -> str:
     lines = ["| method | seed | worst case | mean | CVaR-10% | worst point |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (METHODS.index(r["method"]), r["seed"])):
         point = ", ".join(f"{k} {v:.3g}" for k, v in r["worst_point"].items())
-        lines.append(f"| {r['method']} | {r['seed']} | {r['worst']:.1f} | {r['mean']:.1f} | {r['cvar']:.1f} | {point} |")
+        lines.append(
+            f"| {r['method']} | {r['seed']} | {r['worst']:.1f} | {r['mean']:.1f} | {r['cvar']:.1f} | {point} |"
+        )
     for m, s in per_method.items():
-        lines.append(f"| **{m}** | mean of {len(s['seeds'])} | **{s['worst']:.1f}** | **{s['mean']:.1f}** | "
-                     f"**{s['cvar']:.1f}** | |")
+        lines.append(
+            f"| **{m}** | mean of {len(s['seeds'])} | **{s['worst']:.1f}** | **{s['mean']:.1f}** | "
+            f"**{s['cvar']:.1f}** | |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def bench_iwocs(settings: BenchSettings, root: str | Path, *, methods: tuple[str, ...] = METHODS,
-                checkpoint_interval: int = 2500, workers: int = 1) -> dict[str, Any]:
+def bench_iwocs(
+    settings: BenchSettings,
+    root: str | Path,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    checkpoint_interval: int = 2500,
+    workers: int = 1,
+) -> dict[str, Any]:
     """Run every missing (method, seed) of ``settings`` under ``root`` (finished ones are skipped,
     unfinished ones resume), then return the recomputed summary."""
     from rlrobust.core.errors import ConfigError
@@ -218,8 +279,9 @@ def bench_iwocs(settings: BenchSettings, root: str | Path, *, methods: tuple[str
             if (run_dir(root, method, seed) / "result.json").exists():
                 print(f"skip {method} seed {seed}: finished", flush=True)
                 continue
-            row = train_and_evaluate(settings, method, seed, root, checkpoint_interval=checkpoint_interval,
-                                     workers=workers)
+            row = train_and_evaluate(
+                settings, method, seed, root, checkpoint_interval=checkpoint_interval, workers=workers
+            )
             print(json.dumps({k: v for k, v in row.items() if k != "iwocs_history"}), flush=True)
             summarize(root)
     return summarize(root)
@@ -241,23 +303,37 @@ def _import_everything() -> None:
 def main() -> None:
     _import_everything()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="benchmark folder (run dirs, results); reused to resume")
+    parser.add_argument(
+        "--root", required=True, help="benchmark folder (run dirs, results); reused to resume"
+    )
     parser.add_argument("--suite", default="invertedpendulum-2d")
     parser.add_argument("--steps", type=int, default=30_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--points-per-dim", type=int, default=10)
     parser.add_argument("--episodes", type=int, default=5)
-    parser.add_argument("--dsac", type=json.loads, default={}, help="DSAC hyperparameters as JSON (all methods)")
-    parser.add_argument("--iwocs", type=json.loads, default={}, help='IWOCS overrides as JSON, e.g. \'{"search": "grid"}\'')
+    parser.add_argument(
+        "--dsac", type=json.loads, default={}, help="DSAC hyperparameters as JSON (all methods)"
+    )
+    parser.add_argument(
+        "--iwocs", type=json.loads, default={}, help='IWOCS overrides as JSON, e.g. \'{"search": "grid"}\''
+    )
     parser.add_argument("--nominal-eval-interval", type=int, default=2500)
     parser.add_argument("--checkpoint-interval", type=int, default=2500)
     args = parser.parse_args()
-    settings = BenchSettings(args.suite, args.steps, list(args.seeds), args.points_per_dim, args.episodes,
-                             args.nominal_eval_interval, {**SMALL_BUDGET_DSAC, **args.dsac},
-                             {**IWOCS_SEARCH, **args.iwocs})
-    summary = bench_iwocs(settings, args.root, methods=tuple(args.methods),
-                          checkpoint_interval=args.checkpoint_interval)
+    settings = BenchSettings(
+        args.suite,
+        args.steps,
+        list(args.seeds),
+        args.points_per_dim,
+        args.episodes,
+        args.nominal_eval_interval,
+        {**SMALL_BUDGET_DSAC, **args.dsac},
+        {**IWOCS_SEARCH, **args.iwocs},
+    )
+    summary = bench_iwocs(
+        settings, args.root, methods=tuple(args.methods), checkpoint_interval=args.checkpoint_interval
+    )
     print(json.dumps(summary["per_method"], indent=1))
     print((Path(args.root) / "table.md").read_text())
 

@@ -65,16 +65,33 @@ class CorlIQL:
     and batches both make the same updates (``tests/agents/test_riql.py``).
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, *, hidden: int = 256, lr: float = 3e-4, gamma: float = 0.99,
-                 tau: float = 0.005, expectile: float = 0.7, beta: float = 3.0, max_weight: float = 100.0,
-                 decay_steps: int = 3_000_000, seed: int = 0) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        *,
+        hidden: int = 256,
+        lr: float = 3e-4,
+        gamma: float = 0.99,
+        tau: float = 0.005,
+        expectile: float = 0.7,
+        beta: float = 3.0,
+        max_weight: float = 100.0,
+        decay_steps: int = 3_000_000,
+        seed: int = 0,
+    ) -> None:
         from torch import nn
 
         torch.manual_seed(seed)
 
         def net(out: int, inp: int) -> nn.Sequential:
-            return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, out))
+            return nn.Sequential(
+                nn.Linear(inp, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, hidden),
+                nn.ReLU(),
+                nn.Linear(hidden, out),
+            )
 
         self.q1, self.q2 = net(1, obs_dim + act_dim), net(1, obs_dim + act_dim)
         self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
@@ -83,7 +100,13 @@ class CorlIQL:
         self.v_opt = torch.optim.Adam(self.vf.parameters(), lr=lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=lr)
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, decay_steps)
-        self.gamma, self.tau, self.expectile, self.beta, self.max_weight = gamma, tau, expectile, beta, max_weight
+        self.gamma, self.tau, self.expectile, self.beta, self.max_weight = (
+            gamma,
+            tau,
+            expectile,
+            beta,
+            max_weight,
+        )
 
     def update(self, batch: TransitionBatch) -> dict[str, float]:
         obs, actions, next_obs = batch.observations, batch.actions, batch.next_observations
@@ -123,27 +146,40 @@ class CorlIQL:
         """Copy an IQL-configured RIQL agent's weights (ensemble member k → ``q{k+1}``)."""
         from rlrobust.core.networks import EnsembleLinear
 
-        ensembles = {id(net): [m for m in net.modules() if isinstance(m, EnsembleLinear)]
-                     for net in (agent.critic, agent.critic_target)}
+        ensembles = {
+            id(net): [m for m in net.modules() if isinstance(m, EnsembleLinear)]
+            for net in (agent.critic, agent.critic_target)
+        }
         with torch.no_grad():
-            for net, source, member in ((self.q1, agent.critic, 0), (self.q2, agent.critic, 1),
-                                        (self.q1_target, agent.critic_target, 0),
-                                        (self.q2_target, agent.critic_target, 1)):
-                for e, layer in zip(ensembles[id(source)], [m for m in net if isinstance(m, torch.nn.Linear)]):
+            for net, source, member in (
+                (self.q1, agent.critic, 0),
+                (self.q2, agent.critic, 1),
+                (self.q1_target, agent.critic_target, 0),
+                (self.q2_target, agent.critic_target, 1),
+            ):
+                for e, layer in zip(
+                    ensembles[id(source)], [m for m in net if isinstance(m, torch.nn.Linear)]
+                ):
                     layer.weight.copy_(e.weight[member].T)
                     layer.bias.copy_(e.bias[member, 0])
             self.vf.load_state_dict(agent.value.state_dict())
             self.actor.load_state_dict(agent.actor.state_dict())
 
 
-def synthetic_batches(n: int, batch_size: int, obs_dim: int = 11, act_dim: int = 3, seed: int = 0) -> list[TransitionBatch]:
+def synthetic_batches(
+    n: int, batch_size: int, obs_dim: int = 11, act_dim: int = 3, seed: int = 0
+) -> list[TransitionBatch]:
     """``n`` Hopper-shaped batches (obs 11, act 3 in [−1, 1], 1% terminal, γ = 0.99)."""
     g = torch.Generator().manual_seed(seed)
     return [
-        TransitionBatch(torch.randn(batch_size, obs_dim, generator=g),
-                        torch.rand(batch_size, act_dim, generator=g) * 2 - 1,
-                        torch.randn(batch_size, generator=g), torch.randn(batch_size, obs_dim, generator=g),
-                        (torch.rand(batch_size, generator=g) < 0.01).float(), torch.full((batch_size,), 0.99))
+        TransitionBatch(
+            torch.randn(batch_size, obs_dim, generator=g),
+            torch.rand(batch_size, act_dim, generator=g) * 2 - 1,
+            torch.randn(batch_size, generator=g),
+            torch.randn(batch_size, obs_dim, generator=g),
+            (torch.rand(batch_size, generator=g) < 0.01).float(),
+            torch.full((batch_size,), 0.99),
+        )
         for _ in range(n)
     ]
 
@@ -157,22 +193,39 @@ def baseline_agent_class(ref: str, module: str = "idql") -> type:
 
     root = HERE.parent
     folder = Path(tempfile.mkdtemp(prefix=f"baseline_{module}_"))
-    source = subprocess.run(["git", "-C", str(root), "show", f"{ref}:agents/{module}.py"], check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(root), "show", f"{ref}:agents/{module}.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     for helper in sorted(set(re.findall(r"from rlrobust\.agents\.(\w+) import", source))):
-        text = subprocess.run(["git", "-C", str(root), "show", f"{ref}:agents/{helper}.py"], check=True,
-                              capture_output=True, text=True).stdout
+        text = subprocess.run(
+            ["git", "-C", str(root), "show", f"{ref}:agents/{helper}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         (folder / f"baseline_{helper}.py").write_text(text)
         source = source.replace(f"from rlrobust.agents.{helper} import", f"from baseline_{helper} import")
     (folder / f"baseline_{module}.py").write_text(source)
     sys.path.insert(0, str(folder))
     mod = importlib.import_module(f"baseline_{module}")
-    return next(v for v in vars(mod).values() if isinstance(v, type) and getattr(v, "name", None) == module
-                and v.__module__ == mod.__name__)
+    return next(
+        v
+        for v in vars(mod).values()
+        if isinstance(v, type) and getattr(v, "name", None) == module and v.__module__ == mod.__name__
+    )
 
 
-def speed(steps: int = 100, repeats: int = 5, batch_size: int = 256, warmup: int = 10,
-          idql_baseline: str = "1065904", seed: int = 0) -> dict[str, Any]:
+def speed(
+    steps: int = 100,
+    repeats: int = 5,
+    batch_size: int = 256,
+    warmup: int = 10,
+    idql_baseline: str = "1065904",
+    seed: int = 0,
+) -> dict[str, Any]:
     """Gradient steps/s, one process, one torch thread, alternating learners, medians over repeats.
 
     * ``corl_iql``: :class:`CorlIQL`, the plain reference loop;
@@ -191,7 +244,9 @@ def speed(steps: int = 100, repeats: int = 5, batch_size: int = 256, warmup: int
     batches = synthetic_batches(8, batch_size, seed=seed)
     learners: dict[str, Any] = {
         "corl_iql": CorlIQL(11, 3, seed=seed),
-        "iql": rlrobust.make_agent("riql", obs_space, act_space, seed=seed, batch_size=batch_size, **IQL_BASELINE),
+        "iql": rlrobust.make_agent(
+            "riql", obs_space, act_space, seed=seed, batch_size=batch_size, **IQL_BASELINE
+        ),
         "riql": rlrobust.make_agent("riql", obs_space, act_space, seed=seed, batch_size=batch_size),
         "idql": rlrobust.make_agent("idql", obs_space, act_space, seed=seed, batch_size=batch_size),
     }
@@ -217,9 +272,18 @@ def speed(steps: int = 100, repeats: int = 5, batch_size: int = 256, warmup: int
         if idql_baseline:
             out[f"idql_over_baseline{suffix}"] = out[f"idql{suffix}"] / out[f"idql_baseline{suffix}"]
     out["all"] = rates
-    out["settings"] = dict(batch_size=batch_size, steps=steps, idql_steps=max(steps // 4, 5), repeats=repeats,
-                           warmup=warmup, idql_baseline=idql_baseline, torch_threads=1, obs_dim=11, act_dim=3,
-                           load_average=os.getloadavg())
+    out["settings"] = dict(
+        batch_size=batch_size,
+        steps=steps,
+        idql_steps=max(steps // 4, 5),
+        repeats=repeats,
+        warmup=warmup,
+        idql_baseline=idql_baseline,
+        torch_threads=1,
+        obs_dim=11,
+        act_dim=3,
+        load_average=os.getloadavg(),
+    )
     return out
 
 
@@ -240,22 +304,32 @@ def train_behaviour(workdir: str | Path, seed: int = 0) -> Path:
     if (run_dir / "final_evaluation.json").exists():
         return run_dir
     preset = yaml.safe_load(PRESET.read_text())
-    rlrobust.train("dsac", "hopper", total_steps=preset["total_steps"], seed=seed, run_dir=run_dir,
-                   agent_kwargs=preset["agent"], **preset["trainer"])
+    rlrobust.train(
+        "dsac",
+        "hopper",
+        total_steps=preset["total_steps"],
+        seed=seed,
+        run_dir=run_dir,
+        agent_kwargs=preset["agent"],
+        **preset["trainer"],
+    )
     return run_dir
 
 
 def _evaluate_policy(agent: Any, env_id: str, *, deterministic: bool) -> tuple[np.ndarray, np.ndarray]:
     from rlrobust.core.episodes import run_episodes
 
-    returns, lengths = run_episodes(gym.make(env_id), lambda obs: agent.act(np.asarray(obs)[None],
-                                                                            deterministic=deterministic)[0],
-                                    EVAL_SEEDS)
+    returns, lengths = run_episodes(
+        gym.make(env_id),
+        lambda obs: agent.act(np.asarray(obs)[None], deterministic=deterministic)[0],
+        EVAL_SEEDS,
+    )
     return np.asarray(returns, dtype=np.float64), np.asarray(lengths)
 
 
-def pick_checkpoint(run_dir: str | Path, low: float = MEDIUM[0], high: float = MEDIUM[1],
-                    env_id: str = "Hopper-v5") -> dict[str, Any]:
+def pick_checkpoint(
+    run_dir: str | Path, low: float = MEDIUM[0], high: float = MEDIUM[1], env_id: str = "Hopper-v5"
+) -> dict[str, Any]:
     """The checkpoint whose deterministic return (10 episodes) is nearest ``(low + high)/2``, among
     those whose periodic evaluation (``metrics.jsonl``) lay in ``[low, high]``.
 
@@ -266,31 +340,52 @@ def pick_checkpoint(run_dir: str | Path, low: float = MEDIUM[0], high: float = M
     from rlrobust.core.logging import read_metrics
 
     run_dir = Path(run_dir)
-    history = [(int(r["step"]), float(r["eval/return_mean"])) for r in read_metrics(run_dir) if "eval/return_mean" in r]
-    candidates = [(step, ret) for step, ret in history if low <= ret <= high
-                  and (run_dir / "checkpoints" / f"step_{step:09d}").is_dir()]
+    history = [
+        (int(r["step"]), float(r["eval/return_mean"]))
+        for r in read_metrics(run_dir)
+        if "eval/return_mean" in r
+    ]
+    candidates = [
+        (step, ret)
+        for step, ret in history
+        if low <= ret <= high and (run_dir / "checkpoints" / f"step_{step:09d}").is_dir()
+    ]
     if not candidates:
-        raise ConfigError(f"no checkpoint of {run_dir} evaluated in [{low}, {high}]; evaluations (step, return): "
-                          f"{[(s, round(r)) for s, r in history]}; train longer or widen the range")
+        raise ConfigError(
+            f"no checkpoint of {run_dir} evaluated in [{low}, {high}]; evaluations (step, return): "
+            f"{[(s, round(r)) for s, r in history]}; train longer or widen the range"
+        )
     best: dict[str, Any] | None = None
     for step, periodic in candidates:
         path = run_dir / "checkpoints" / f"step_{step:09d}"
         returns, lengths = _evaluate_policy(load_agent(path), env_id, deterministic=True)
-        found = {"checkpoint": str(path), "step": step, "periodic_eval": periodic,
-                 "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-                 "episode_length_mean": float(lengths.mean())}
+        found = {
+            "checkpoint": str(path),
+            "step": step,
+            "periodic_eval": periodic,
+            "return_mean": float(returns.mean()),
+            "return_std": float(returns.std()),
+            "episode_length_mean": float(lengths.mean()),
+        }
         print(json.dumps(found), flush=True)
         mid = (low + high) / 2
-        if low <= found["return_mean"] <= high and (best is None or abs(found["return_mean"] - mid)
-                                                     < abs(best["return_mean"] - mid)):
+        if low <= found["return_mean"] <= high and (
+            best is None or abs(found["return_mean"] - mid) < abs(best["return_mean"] - mid)
+        ):
             best = found
     if best is None:
         raise ConfigError(f"no checkpoint of {run_dir} kept a return in [{low}, {high}] over 10 episodes")
     return best
 
 
-def record_medium(checkpoint: dict[str, Any], dataset_id: str, *, min_transitions: int = 200_000,
-                  env_id: str = "Hopper-v5", seed: int = 1000) -> Any:
+def record_medium(
+    checkpoint: dict[str, Any],
+    dataset_id: str,
+    *,
+    min_transitions: int = 200_000,
+    env_id: str = "Hopper-v5",
+    seed: int = 1000,
+) -> Any:
     """At least ``min_transitions`` transitions of the checkpoint's *sampled* actions, with the
     behaviour policy's returns and normalized scores in the metadata (``metadata["behaviour"]``)."""
     import minari
@@ -301,20 +396,35 @@ def record_medium(checkpoint: dict[str, Any], dataset_id: str, *, min_transition
     lo, hi = D4RL_REF_SCORES["hopper"]
     episodes = math.ceil(min_transitions / max(checkpoint["episode_length_mean"], 1.0) * 1.05)
     while True:
-        data = record_dataset(load_agent(checkpoint["checkpoint"]), env_id, dataset_id=dataset_id,
-                              episodes=episodes, seed=seed, deterministic=False, ref_min_score=lo, ref_max_score=hi,
-                              algorithm_name="rlrobust DSAC-T (conf/experiment/dsac_hopper.yaml)",
-                              description="medium-quality Hopper-v5 data: sampled actions of a DSAC-T policy "
-                                          "whose deterministic return is about a third of expert",
-                              overwrite=True)
+        data = record_dataset(
+            load_agent(checkpoint["checkpoint"]),
+            env_id,
+            dataset_id=dataset_id,
+            episodes=episodes,
+            seed=seed,
+            deterministic=False,
+            ref_min_score=lo,
+            ref_max_score=hi,
+            algorithm_name="rlrobust DSAC-T (conf/experiment/dsac_hopper.yaml)",
+            description="medium-quality Hopper-v5 data: sampled actions of a DSAC-T policy "
+            "whose deterministic return is about a third of expert",
+            overwrite=True,
+        )
         if len(data) >= min_transitions:
             break
         episodes = math.ceil(episodes * min_transitions / len(data) * 1.05)
     sampled = normalized_score(data.episode_returns(), data)
     deterministic = normalized_score(checkpoint["return_mean"], data)
-    behaviour = {**checkpoint, "deterministic_score": deterministic.score, "sampled_return_mean": sampled.raw_return,
-                 "sampled_return_std": float(np.std(data.episode_returns())), "sampled_score": sampled.score,
-                 "episodes": episodes, "transitions": len(data), "convention": sampled.convention}
+    behaviour = {
+        **checkpoint,
+        "deterministic_score": deterministic.score,
+        "sampled_return_mean": sampled.raw_return,
+        "sampled_return_std": float(np.std(data.episode_returns())),
+        "sampled_score": sampled.score,
+        "episodes": episodes,
+        "transitions": len(data),
+        "convention": sampled.convention,
+    }
     minari.load_dataset(dataset_id).storage.update_metadata({"rlrobust_behaviour": behaviour})
     return load_dataset(dataset_id)
 
@@ -328,14 +438,24 @@ def record_replay(checkpoint: dict[str, Any], dataset_id: str, env_id: str = "Ho
     _, payload = load_payload(checkpoint["checkpoint"])
     storage = {k: v.numpy() for k, v in payload["trainer_state"]["replay"]["storage"].items()}
     lo, hi = D4RL_REF_SCORES["hopper"]
-    return write_transitions(storage, gym.make(env_id), dataset_id=dataset_id, ref_min_score=lo, ref_max_score=hi,
-                             algorithm_name="rlrobust DSAC-T replay buffer (conf/experiment/dsac_hopper.yaml)",
-                             description=f"replay buffer of the behaviour run up to step {checkpoint['step']}")
+    return write_transitions(
+        storage,
+        gym.make(env_id),
+        dataset_id=dataset_id,
+        ref_min_score=lo,
+        ref_max_score=hi,
+        algorithm_name="rlrobust DSAC-T replay buffer (conf/experiment/dsac_hopper.yaml)",
+        description=f"replay buffer of the behaviour run up to step {checkpoint['step']}",
+    )
 
 
-def offline_dataset(workdir: str = "runs/offline", dataset_id: str = "rlrobust/hopper-v5/medium-v0",
-                    replay_id: str = "rlrobust/hopper-v5/medium-replay-v0", min_transitions: int = 200_000,
-                    seed: int = 0) -> dict[str, Any]:
+def offline_dataset(
+    workdir: str = "runs/offline",
+    dataset_id: str = "rlrobust/hopper-v5/medium-v0",
+    replay_id: str = "rlrobust/hopper-v5/medium-replay-v0",
+    min_transitions: int = 200_000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Both datasets from scratch: behaviour run (resumed/skipped as needed), checkpoint, recordings.
 
     The Minari datasets land in ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``).
@@ -348,9 +468,15 @@ def offline_dataset(workdir: str = "runs/offline", dataset_id: str = "rlrobust/h
     chosen = pick_checkpoint(run_dir)
     medium = record_medium(chosen, dataset_id, min_transitions=min_transitions)
     replay = record_replay(chosen, replay_id)
-    out = {"behaviour": medium.metadata["behaviour"], "medium": {"id": dataset_id, "transitions": len(medium)},
-           "medium_replay": {"id": replay_id, "transitions": len(replay),
-                             "return_mean": float(np.mean(replay.episode_returns()))}}
+    out = {
+        "behaviour": medium.metadata["behaviour"],
+        "medium": {"id": dataset_id, "transitions": len(medium)},
+        "medium_replay": {
+            "id": replay_id,
+            "transitions": len(replay),
+            "return_mean": float(np.mean(replay.episode_returns())),
+        },
+    }
     (Path(workdir) / "datasets.json").write_text(json.dumps(out, indent=1))
     return out
 
@@ -376,7 +502,9 @@ CLEAN_AGENTS = ("bc", "iql", "riql", "idql")
 CORRUPTED_AGENTS = ("iql", "riql")
 
 
-def configurations(attacks: Sequence[str] = ATTACKS, agents: Sequence[str] = CLEAN_AGENTS) -> list[dict[str, Any]]:
+def configurations(
+    attacks: Sequence[str] = ATTACKS, agents: Sequence[str] = CLEAN_AGENTS
+) -> list[dict[str, Any]]:
     """``{agent, data, kwargs}`` per configuration: ``agents`` on the clean data, and IQL and RIQL
     (those of them in ``agents``) on each attack's corrupted copy. Unknown names are refused."""
     bad = [a for a in attacks if a not in ATTACKS]
@@ -408,10 +536,20 @@ def _train_run(job: dict[str, Any]) -> str:
     data = load_dataset(job["dataset"])
     if job["data"] != "clean":
         data = corrupt(data, kind=job["data"], rate=job["rate"], scale=job["scale"], seed=0)
-    rlrobust.train(AGENTS[job["agent"]][0], job["env"], total_steps=job["steps"], seed=job["seed"], dataset=data,
-                   agent_kwargs=job["kwargs"], run_dir=job["run_dir"], eval_interval=job["eval_interval"],
-                   eval_episodes=job["eval_episodes"], final_eval_episodes=job["final_eval_episodes"],
-                   checkpoint_interval=job["eval_interval"], progress=False)
+    rlrobust.train(
+        AGENTS[job["agent"]][0],
+        job["env"],
+        total_steps=job["steps"],
+        seed=job["seed"],
+        dataset=data,
+        agent_kwargs=job["kwargs"],
+        run_dir=job["run_dir"],
+        eval_interval=job["eval_interval"],
+        eval_episodes=job["eval_episodes"],
+        final_eval_episodes=job["final_eval_episodes"],
+        checkpoint_interval=job["eval_interval"],
+        progress=False,
+    )
     return job["run_dir"]
 
 
@@ -421,19 +559,37 @@ def score_reference(dataset: Any, env_id: str) -> tuple[dict[str, Any], str]:
     if ref.source == "dataset metadata":
         note = f"normalized with the dataset's own reference scores ({ref.ref_min}, {ref.ref_max})"
     elif ref.normalized:
-        note = (f"the dataset metadata lacks reference scores (ref_min_score/ref_max_score): normalized with "
-                f"D4RL's {ref.source} = ({ref.ref_min}, {ref.ref_max})")
+        note = (
+            f"the dataset metadata lacks reference scores (ref_min_score/ref_max_score): normalized with "
+            f"D4RL's {ref.source} = ({ref.ref_min}, {ref.ref_max})"
+        )
     else:
         note = "the dataset metadata lacks reference scores and no table entry fits: raw returns are reported"
-    return {"ref_min": ref.ref_min, "ref_max": ref.ref_max, "source": ref.source, "normalized": ref.normalized}, note
+    return {
+        "ref_min": ref.ref_min,
+        "ref_max": ref.ref_max,
+        "source": ref.source,
+        "normalized": ref.normalized,
+    }, note
 
 
-def offline(dataset: str = "rlrobust/hopper-v5/medium-v0", workdir: str = "runs/offline",
-            out: str = "docs/results/offline_hopper", env: str = "Hopper-v5", gradient_steps: int = 100_000,
-            seeds: Sequence[int] = (0, 1, 2), attacks: Sequence[str] = ATTACKS,
-            agents: Sequence[str] = CLEAN_AGENTS, rate: float = 0.3, scale: float = 1.0,
-            eval_interval: int = 10_000, eval_episodes: int = 5, final_eval_episodes: int = 10, workers: int = 2,
-            report_only: bool = False) -> dict[str, Any]:
+def offline(
+    dataset: str = "rlrobust/hopper-v5/medium-v0",
+    workdir: str = "runs/offline",
+    out: str = "docs/results/offline_hopper",
+    env: str = "Hopper-v5",
+    gradient_steps: int = 100_000,
+    seeds: Sequence[int] = (0, 1, 2),
+    attacks: Sequence[str] = ATTACKS,
+    agents: Sequence[str] = CLEAN_AGENTS,
+    rate: float = 0.3,
+    scale: float = 1.0,
+    eval_interval: int = 10_000,
+    eval_episodes: int = 5,
+    final_eval_episodes: int = 10,
+    workers: int = 2,
+    report_only: bool = False,
+) -> dict[str, Any]:
     """Run (resume, skip) every configuration × seed, then write the report into ``out``.
 
     Run dirs are ``<workdir>/<agent>-<data>-s<seed>``; a run is finished when its
@@ -448,10 +604,25 @@ def offline(dataset: str = "rlrobust/hopper-v5/medium-v0", workdir: str = "runs/
     reference, note = score_reference(data, env)
     print(note, flush=True)
     root = Path(workdir)
-    jobs = [{"agent": c["agent"], "data": c["data"], "kwargs": c["kwargs"], "seed": s, "dataset": dataset, "env": env,
-             "steps": gradient_steps, "rate": rate, "scale": scale, "eval_interval": eval_interval,
-             "eval_episodes": eval_episodes, "final_eval_episodes": final_eval_episodes, "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}")}
-            for s in seeds for c in configs]  # seed-major: seed 0 (for choosing settings) finishes first
+    jobs = [
+        {
+            "agent": c["agent"],
+            "data": c["data"],
+            "kwargs": c["kwargs"],
+            "seed": s,
+            "dataset": dataset,
+            "env": env,
+            "steps": gradient_steps,
+            "rate": rate,
+            "scale": scale,
+            "eval_interval": eval_interval,
+            "eval_episodes": eval_episodes,
+            "final_eval_episodes": final_eval_episodes,
+            "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}"),
+        }
+        for s in seeds
+        for c in configs
+    ]  # seed-major: seed 0 (for choosing settings) finishes first
     todo = [j for j in jobs if not _finished(Path(j["run_dir"]), gradient_steps)]
     skipped = [j["run_dir"] for j in jobs if j not in todo]
     if skipped:
@@ -472,8 +643,14 @@ def offline(dataset: str = "rlrobust/hopper-v5/medium-v0", workdir: str = "runs/
     return results
 
 
-def report(jobs: list[dict[str, Any]], data: Any, reference: dict[str, Any], note: str, out: Path,
-           gradient_steps: int) -> dict[str, Any]:
+def report(
+    jobs: list[dict[str, Any]],
+    data: Any,
+    reference: dict[str, Any],
+    note: str,
+    out: Path,
+    gradient_steps: int,
+) -> dict[str, Any]:
     """Learning curves and final scores of the finished runs: ``results.json``, ``curves.png``, ``table.md``."""
     from rlrobust.core.logging import read_metrics
 
@@ -495,20 +672,34 @@ def report(jobs: list[dict[str, Any]], data: Any, reference: dict[str, Any], not
                 curve[int(row["step"])] = norm(float(row["eval/return_mean"]))
         final = json.loads((run_dir / "final_evaluation.json").read_text())
         key = f"{job['agent']}/{job['data']}"
-        entry = runs.setdefault(key, {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"],
-                                      "seeds": {}})
+        entry = runs.setdefault(
+            key, {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
+        )
         entry["seeds"][job["seed"]] = {"final": norm(float(final["eval/return_mean"])), "curve": curve}
     summary = {}
     for key, entry in runs.items():
         finals = [s["final"] for s in entry["seeds"].values()]
         held_out = [s["final"] for seed, s in entry["seeds"].items() if seed != 0]
-        summary[key] = {"mean": float(np.mean(finals)), "std": float(np.std(finals)), "n": len(finals),
-                        "seed0": entry["seeds"].get(0, {}).get("final"),
-                        "held_out_mean": float(np.mean(held_out)) if held_out else None}
+        summary[key] = {
+            "mean": float(np.mean(finals)),
+            "std": float(np.std(finals)),
+            "n": len(finals),
+            "seed0": entry["seeds"].get(0, {}).get("final"),
+            "held_out_mean": float(np.mean(held_out)) if held_out else None,
+        }
     targets = evaluate_targets(summary, behaviour_score)
-    results = {"score_reference": reference, "note": note, "behaviour": behaviour,
-               "behaviour_score": behaviour_score, "gradient_steps": gradient_steps, "runs": runs,
-               "summary": summary, "targets": targets, "jobs": len(jobs), "finished": sum(e["n"] for e in summary.values())}
+    results = {
+        "score_reference": reference,
+        "note": note,
+        "behaviour": behaviour,
+        "behaviour_score": behaviour_score,
+        "gradient_steps": gradient_steps,
+        "runs": runs,
+        "summary": summary,
+        "targets": targets,
+        "jobs": len(jobs),
+        "finished": sum(e["n"] for e in summary.values()),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     (out / "table.md").write_text(_table(summary, targets, behaviour_score, note, results))
@@ -524,31 +715,48 @@ def evaluate_targets(summary: dict[str, dict[str, Any]], behaviour_score: float)
     out: dict[str, Any] = {}
     for agent in ("iql", "idql"):
         if f"{agent}/clean" in mean:
-            out[f"{agent}_reaches_behaviour"] = {"score": mean[f"{agent}/clean"], "behaviour": behaviour_score,
-                                                 "met": mean[f"{agent}/clean"] >= behaviour_score}
+            out[f"{agent}_reaches_behaviour"] = {
+                "score": mean[f"{agent}/clean"],
+                "behaviour": behaviour_score,
+                "met": mean[f"{agent}/clean"] >= behaviour_score,
+            }
     for attack in ATTACKS:
         keys = ("riql/clean", f"riql/{attack}", "iql/clean", f"iql/{attack}")
         if all(k in mean for k in keys):
             riql_drop = mean["riql/clean"] - mean[f"riql/{attack}"]
             iql_drop = mean["iql/clean"] - mean[f"iql/{attack}"]
-            out[attack] = {"riql_kept": mean[f"riql/{attack}"] / mean["riql/clean"] if mean["riql/clean"] else None,
-                           "riql_drop": riql_drop, "iql_drop": iql_drop,
-                           "kept_80": mean[f"riql/{attack}"] >= 0.8 * mean["riql/clean"],
-                           "half_of_iql_drop": riql_drop <= 0.5 * max(iql_drop, 0.0)}
+            out[attack] = {
+                "riql_kept": mean[f"riql/{attack}"] / mean["riql/clean"] if mean["riql/clean"] else None,
+                "riql_drop": riql_drop,
+                "iql_drop": iql_drop,
+                "kept_80": mean[f"riql/{attack}"] >= 0.8 * mean["riql/clean"],
+                "half_of_iql_drop": riql_drop <= 0.5 * max(iql_drop, 0.0),
+            }
     return out
 
 
-def _table(summary: dict[str, Any], targets: dict[str, Any], behaviour_score: float, note: str,
-           results: dict[str, Any]) -> str:
-    lines = [f"Normalized scores after {results['gradient_steps']} gradient steps ({note}); behaviour data "
-             f"{behaviour_score:.1f}. Finished runs: {results['finished']} of {results['jobs']}.", "",
-             "| agent | data | seed 0 | held-out seeds (mean) | all seeds mean ± std | n |", "|---|---|---|---|---|---|"]
+def _table(
+    summary: dict[str, Any],
+    targets: dict[str, Any],
+    behaviour_score: float,
+    note: str,
+    results: dict[str, Any],
+) -> str:
+    lines = [
+        f"Normalized scores after {results['gradient_steps']} gradient steps ({note}); behaviour data "
+        f"{behaviour_score:.1f}. Finished runs: {results['finished']} of {results['jobs']}.",
+        "",
+        "| agent | data | seed 0 | held-out seeds (mean) | all seeds mean ± std | n |",
+        "|---|---|---|---|---|---|",
+    ]
     for key in sorted(summary, key=lambda k: (k.split("/")[1] != "clean", k.split("/")[1], k)):
         s = summary[key]
         agent, data = key.split("/")
         fmt = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
-        lines.append(f"| {agent} | {data} | {fmt(s['seed0'])} | {fmt(s['held_out_mean'])} | "
-                     f"{s['mean']:.1f} ± {s['std']:.1f} | {s['n']} |")
+        lines.append(
+            f"| {agent} | {data} | {fmt(s['seed0'])} | {fmt(s['held_out_mean'])} | "
+            f"{s['mean']:.1f} ± {s['std']:.1f} | {s['n']} |"
+        )
     lines += ["", "Targets:", ""]
     lines += [f"- {k}: {json.dumps(v)}" for k, v in targets.items()] or ["- none evaluable yet"]
     return "\n".join(lines) + "\n"
@@ -613,11 +821,20 @@ def main() -> None:
     elif args.cmd == "dataset":
         result = offline_dataset(args.workdir, args.dataset_id, args.replay_id, args.min_transitions)
     else:
-        result = offline(args.dataset, args.workdir, args.out, gradient_steps=args.gradient_steps,
-                         seeds=tuple(args.seeds), attacks=tuple(args.attacks), agents=tuple(args.agents),
-                         eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
-                         final_eval_episodes=args.final_eval_episodes, workers=args.workers,
-                         report_only=args.report_only)
+        result = offline(
+            args.dataset,
+            args.workdir,
+            args.out,
+            gradient_steps=args.gradient_steps,
+            seeds=tuple(args.seeds),
+            attacks=tuple(args.attacks),
+            agents=tuple(args.agents),
+            eval_interval=args.eval_interval,
+            eval_episodes=args.eval_episodes,
+            final_eval_episodes=args.final_eval_episodes,
+            workers=args.workers,
+            report_only=args.report_only,
+        )
         result = {k: result[k] for k in ("note", "summary", "targets", "finished", "jobs")}
     print(json.dumps(result, indent=1, default=str))
 

@@ -34,12 +34,28 @@ from timing import Timer
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-_IQN = {"agent": "iqn", "env": "CartPole-v1", "steps": 50_000,
-        "suites": {"parameters": ("cartpole-2d", 5), "observation_noise": ("cartpole-obs-noise", 6)}}
-_DSAC = {"agent": "dsac", "env": "InvertedPendulum-v5", "steps": 20_000,
-         "base": {"learning_rate": 1e-3, "alpha_learning_rate": 1e-3, "learning_starts": 1000,
-                  "net_arch": [256, 256], "activation": "relu"},
-         "suites": {"parameters": ("invertedpendulum-2d", 4), "observation_noise": ("invertedpendulum-obs-noise", 6)}}
+_IQN = {
+    "agent": "iqn",
+    "env": "CartPole-v1",
+    "steps": 50_000,
+    "suites": {"parameters": ("cartpole-2d", 5), "observation_noise": ("cartpole-obs-noise", 6)},
+}
+_DSAC = {
+    "agent": "dsac",
+    "env": "InvertedPendulum-v5",
+    "steps": 20_000,
+    "base": {
+        "learning_rate": 1e-3,
+        "alpha_learning_rate": 1e-3,
+        "learning_starts": 1000,
+        "net_arch": [256, 256],
+        "activation": "relu",
+    },
+    "suites": {
+        "parameters": ("invertedpendulum-2d", 4),
+        "observation_noise": ("invertedpendulum-obs-noise", 6),
+    },
+}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "iqn-neutral": {**_IQN, "risk": {"risk": "neutral"}},
@@ -73,15 +89,27 @@ def run_one(name: str, seed: int, runs_dir: Path, steps: int | None = None) -> d
     torch.set_num_threads(1)
     variant = VARIANTS[name]
     with Timer() as t:
-        result = rlrobust.train(variant["agent"], variant["env"], total_steps=steps or variant["steps"], seed=seed,
-                                run_dir=runs_dir / name / f"seed{seed}", agent_kwargs=agent_kwargs(variant),
-                                final_eval_episodes=10, checkpoint_interval=10_000, progress=False)
+        result = rlrobust.train(
+            variant["agent"],
+            variant["env"],
+            total_steps=steps or variant["steps"],
+            seed=seed,
+            run_dir=runs_dir / name / f"seed{seed}",
+            agent_kwargs=agent_kwargs(variant),
+            final_eval_episodes=10,
+            checkpoint_interval=10_000,
+            progress=False,
+        )
     out: dict[str, Any] = {"nominal": result.metrics["eval/return_mean"], "train_seconds": t.wall}
     for kind, (suite, points) in variant["suites"].items():
-        r = rlrobust.evaluate(result.agent, suite, episodes=EPISODES_PER_POINT, seed=seed, points_per_dim=points,
-                              workers=1)
-        out[kind] = {"suite": suite, **{k: r.summary()[k] for k in ("worst", "mean", "cvar")},
-                     "point_means": r.point_means.tolist()}
+        r = rlrobust.evaluate(
+            result.agent, suite, episodes=EPISODES_PER_POINT, seed=seed, points_per_dim=points, workers=1
+        )
+        out[kind] = {
+            "suite": suite,
+            **{k: r.summary()[k] for k in ("worst", "mean", "cvar")},
+            "point_means": r.point_means.tolist(),
+        }
     return out
 
 
@@ -101,11 +129,20 @@ def aggregate(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def markdown(table: dict[str, dict[str, Any]]) -> str:
-    head = ("| variant | seeds | nominal | param worst | param CVaR-10% | param mean | noise worst | "
-            "noise CVaR-10% | noise mean |\n|---|---|---|---|---|---|---|---|---|")
-    rows = [f"| {n} | {r['seeds']} | {r['nominal']:.1f} | " + " | ".join(
-        f"{r[f'{k}/{s}']:.1f}" for k in ("parameters", "observation_noise") for s in ("worst", "cvar", "mean")) + " |"
-        for n, r in table.items()]
+    head = (
+        "| variant | seeds | nominal | param worst | param CVaR-10% | param mean | noise worst | "
+        "noise CVaR-10% | noise mean |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {n} | {r['seeds']} | {r['nominal']:.1f} | "
+        + " | ".join(
+            f"{r[f'{k}/{s}']:.1f}"
+            for k in ("parameters", "observation_noise")
+            for s in ("worst", "cvar", "mean")
+        )
+        + " |"
+        for n, r in table.items()
+    ]
     return "\n".join([head, *rows])
 
 
@@ -126,10 +163,21 @@ def plot(table: dict[str, dict[str, Any]], path: Path) -> None:
         for j, kind in enumerate(("parameters", "observation_noise")):
             ax = axes[i, j]
             for k, stat in enumerate(("worst", "cvar", "mean")):
-                ax.bar(x + (k - 1) * 0.27, [table[n][f"{kind}/{stat}"] for n in names], 0.27,
-                       label={"worst": "worst case", "cvar": "CVaR 10%", "mean": "mean"}[stat])
-            ax.scatter(x, [table[n]["nominal"] for n in names], marker="_", s=500, color="black", zorder=3,
-                       label="nominal")
+                ax.bar(
+                    x + (k - 1) * 0.27,
+                    [table[n][f"{kind}/{stat}"] for n in names],
+                    0.27,
+                    label={"worst": "worst case", "cvar": "CVaR 10%", "mean": "mean"}[stat],
+                )
+            ax.scatter(
+                x,
+                [table[n]["nominal"] for n in names],
+                marker="_",
+                s=500,
+                color="black",
+                zorder=3,
+                label="nominal",
+            )
             ax.set_xticks(x, [f"{n}\n({table[n]['seeds']} seeds)" for n in names], fontsize=7)
             suite = VARIANTS[names[0]]["suites"][kind][0]
             ax.set_title(f"{VARIANTS[names[0]]['env']}: {suite}", fontsize=9)
@@ -142,12 +190,17 @@ def plot(table: dict[str, dict[str, Any]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="benchmark.py risk", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="benchmark.py risk", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; default: all")
-    parser.add_argument("--max-runs", type=int, default=None, help="new trainings in this call (default: all left)")
-    parser.add_argument("--steps", type=int, default=None, help="override every budget (smoke checks, not results)")
+    parser.add_argument(
+        "--max-runs", type=int, default=None, help="new trainings in this call (default: all left)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="override every budget (smoke checks, not results)"
+    )
     parser.add_argument("--runs-dir", default="runs/benchmarks/risk")
     parser.add_argument("--results", default=str(ROOT / "docs" / "results" / "risk.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "results" / "risk.png"))
@@ -162,16 +215,29 @@ def main() -> None:
     todo = [(n, s) for s in range(args.seeds) for n in names if str(s) not in results.get(n, {})]
     for name, seed in todo[: args.max_runs]:
         results.setdefault(name, {})[str(seed)] = run_one(name, seed, Path(args.runs_dir), args.steps)
-        doc.update(settings={"episodes_per_point": EPISODES_PER_POINT, "cvar_alpha": 0.1, "steps_override": args.steps,
-                             "variants": {n: {"agent": v["agent"], "env": v["env"], "steps": v["steps"],
-                                              "agent_kwargs": agent_kwargs(v),
-                                              "suites": {k: {"suite": s, "points_per_dim": p}
-                                                         for k, (s, p) in v["suites"].items()}}
-                                          for n, v in VARIANTS.items()}})
+        doc.update(
+            settings={
+                "episodes_per_point": EPISODES_PER_POINT,
+                "cvar_alpha": 0.1,
+                "steps_override": args.steps,
+                "variants": {
+                    n: {
+                        "agent": v["agent"],
+                        "env": v["env"],
+                        "steps": v["steps"],
+                        "agent_kwargs": agent_kwargs(v),
+                        "suites": {k: {"suite": s, "points_per_dim": p} for k, (s, p) in v["suites"].items()},
+                    }
+                    for n, v in VARIANTS.items()
+                },
+            }
+        )
         results_path.parent.mkdir(parents=True, exist_ok=True)
         results_path.write_text(json.dumps(doc, indent=1))  # at once: a later call skips this run
-        print(f"{name} seed {seed}: {json.dumps({k: v for k, v in results[name][str(seed)].items()})[:300]}",
-              flush=True)
+        print(
+            f"{name} seed {seed}: {json.dumps({k: v for k, v in results[name][str(seed)].items()})[:300]}",
+            flush=True,
+        )
     table = aggregate(results)
     plot(table, Path(args.plot))
     print(markdown(table))

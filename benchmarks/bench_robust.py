@@ -22,20 +22,40 @@ from rlrobust.envs.tabular import BatchedTabularMDP, garnet
 from rlrobust.robust import make_kernel_set, robust_relative_value_iteration
 
 
-def bench_exact_rvi(n_states: int = 200, n_actions: int = 10, branching: int = 10, radius: float = 0.1,
-                    set_name: str = "kl", seed: int = 0) -> dict[str, float]:
+def bench_exact_rvi(
+    n_states: int = 200,
+    n_actions: int = 10,
+    branching: int = 10,
+    radius: float = 0.1,
+    set_name: str = "kl",
+    seed: int = 0,
+) -> dict[str, float]:
     """Wall-clock seconds of exact robust relative value iteration (tol 1e-9) on one Garnet."""
     env = garnet(n_states, n_actions, branching, seed=seed)
     ks = make_kernel_set(set_name, radius)
     with Timer() as t:
         gain, _, _ = robust_relative_value_iteration(env.P, env.R, ks)
-    return {"seconds": t.wall, "gain": gain, "S": n_states, "A": n_actions,
-            "branching": branching, "radius": radius}
+    return {
+        "seconds": t.wall,
+        "gain": gain,
+        "S": n_states,
+        "A": n_actions,
+        "branching": branching,
+        "radius": radius,
+    }
 
 
-def bench_rvi_q(copies: int = 100_000, steps: int = 50, set_name: str = "contamination", radius: float = 0.1,
-                n_states: int = 6, n_actions: int = 3, branching: int = 3, device: str = "cpu",
-                exploration_rate: float = 0.1) -> dict[str, float]:
+def bench_rvi_q(
+    copies: int = 100_000,
+    steps: int = 50,
+    set_name: str = "contamination",
+    radius: float = 0.1,
+    n_states: int = 6,
+    n_actions: int = 3,
+    branching: int = 3,
+    device: str = "cpu",
+    exploration_rate: float = 0.1,
+) -> dict[str, float]:
     """Updates per second of vectorised robust RVI Q-learning over ``copies`` independent copies."""
     env = garnet(n_states, n_actions, branching, seed=0)
     batched = BatchedTabularMDP(env.P, env.R, copies, device=device, seed=0)
@@ -66,8 +86,16 @@ def bench_rvi_q(copies: int = 100_000, steps: int = 50, set_name: str = "contami
         if device != "cpu":
             torch.cuda.synchronize()
     seconds = t.wall
-    return {"updates_per_second": copies * steps / seconds, "seconds": seconds, "copies": copies, "steps": steps,
-            "set": set_name, "device": device, "S": n_states, "A": n_actions}
+    return {
+        "updates_per_second": copies * steps / seconds,
+        "seconds": seconds,
+        "copies": copies,
+        "steps": steps,
+        "set": set_name,
+        "device": device,
+        "S": n_states,
+        "A": n_actions,
+    }
 
 
 def main() -> None:
@@ -78,7 +106,9 @@ def main() -> None:
     parser.add_argument("--sets", default="contamination,tv,chi2,kl,wasserstein")
     parser.add_argument("--radius", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=2, help="measurements per set (shared machines are noisy)")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="measurements per set (shared machines are noisy)"
+    )
     parser.add_argument("--skip-exact", action="store_true", help="skip the exact robust RVI timing")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

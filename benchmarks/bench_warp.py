@@ -47,8 +47,13 @@ def world_steps(env_id: str, nworld: int, steps: int, device: str) -> dict[str, 
     seconds = t.wall
     env.close()
     rate = nworld * steps / seconds
-    return {"nworld": nworld, "steps": steps, "seconds": round(seconds, 3), "world_steps_per_s": round(rate, 1),
-            "physics_steps_per_s": round(rate * env.task.frame_skip, 1)}
+    return {
+        "nworld": nworld,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "world_steps_per_s": round(rate, 1),
+        "physics_steps_per_s": round(rate * env.task.frame_skip, 1),
+    }
 
 
 def cpu_env_steps(env_id: str, steps: int) -> float:
@@ -76,14 +81,22 @@ def suite_times(suite: str, episodes: int, device: str, workers: int, repeats: i
     for _ in range(repeats):
         for backend in ("warp", "cpu"):
             with Timer() as t:
-                results[backend] = rlrobust.evaluate(policy, suite, episodes=episodes, backend=backend, device=device,
-                                                     workers=workers)
+                results[backend] = rlrobust.evaluate(
+                    policy, suite, episodes=episodes, backend=backend, device=device, workers=workers
+                )
             times[backend] = min(times.get(backend, np.inf), t.wall)
     gap = np.abs(results["warp"].returns - results["cpu"].returns).max()
-    return {"suite": suite, "episodes": episodes, "worlds": int(results["cpu"].returns.size),
-            "steps": int(results["cpu"].lengths.sum()), "workers_cpu": workers, "repeats": repeats,
-            "seconds": {k: round(v, 2) for k, v in times.items()},
-            "warp_over_cpu": round(times["warp"] / times["cpu"], 2), "max_return_gap": float(gap)}
+    return {
+        "suite": suite,
+        "episodes": episodes,
+        "worlds": int(results["cpu"].returns.size),
+        "steps": int(results["cpu"].lengths.sum()),
+        "workers_cpu": workers,
+        "repeats": repeats,
+        "seconds": {k: round(v, 2) for k, v in times.items()},
+        "warp_over_cpu": round(times["warp"] / times["cpu"], 2),
+        "max_return_gap": float(gap),
+    }
 
 
 def main() -> None:

@@ -31,7 +31,9 @@ def plain(obj: Any) -> Any:
     """Hydra's DictConfig/ListConfig (or any mapping/sequence) → plain dicts and lists."""
     if isinstance(obj, Mapping) or hasattr(obj, "items"):
         return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple) or (hasattr(obj, "__iter__") and hasattr(obj, "__len__") and not isinstance(obj, str)):
+    if isinstance(obj, list | tuple) or (
+        hasattr(obj, "__iter__") and hasattr(obj, "__len__") and not isinstance(obj, str)
+    ):
         return [plain(v) for v in obj]
     return obj
 
@@ -49,8 +51,11 @@ def _disruption_class(kind: str) -> Any:
     # Imported on use: the disruption modules pull in torch and the policy adapters.
     from rlrobust.envs import drift, observation_disruption, reward_disruption
 
-    modules = {"observation_disruption": observation_disruption, "reward_disruption": reward_disruption,
-               "drift": drift}
+    modules = {
+        "observation_disruption": observation_disruption,
+        "reward_disruption": reward_disruption,
+        "drift": drift,
+    }
     module, name = DISRUPTIONS[kind]
     return getattr(modules[module], name)
 
@@ -66,5 +71,7 @@ def wrap_disruption(env: gym.Env, kind: str, spec: Mapping[str, Any]) -> gym.Env
     valid = [p for p in inspect.signature(cls).parameters if p != "env"]
     unknown = set(spec) - set(valid)
     if unknown:
-        raise ConfigError(f"unknown key(s) {choices(unknown)} for perturbation kind {kind!r}; valid: {choices(valid)}")
+        raise ConfigError(
+            f"unknown key(s) {choices(unknown)} for perturbation kind {kind!r}; valid: {choices(valid)}"
+        )
     return cls(env, **spec)

@@ -72,7 +72,9 @@ class ParameterDrift(_ParameterWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, bounds=bounds, schedule=schedule, rate=rate)
         super().__init__(env)
         if not bounds:
-            raise PerturbationError(f"ParameterDrift needs bounds; valid names: {choices(self.physical.infos)}")
+            raise PerturbationError(
+                f"ParameterDrift needs bounds; valid names: {choices(self.physical.infos)}"
+            )
         if schedule not in SCHEDULES:
             raise ConfigError(f"unknown drift schedule {schedule!r}; valid: {choices(SCHEDULES)}")
         self.schedule = schedule
@@ -81,7 +83,9 @@ class ParameterDrift(_ParameterWrapper, gym.utils.RecordConstructorArgs):
             try:
                 start, end = (float(v) for v in pair)
             except (TypeError, ValueError):
-                raise PerturbationError(f"drift of {name!r} needs a pair [start, end], got {pair!r}") from None
+                raise PerturbationError(
+                    f"drift of {name!r} needs a pair [start, end], got {pair!r}"
+                ) from None
             self.physical.validate({name: start})  # unknown names and unphysical ends raise here
             self.physical.validate({name: end})
             self.bounds[name] = (start, end)

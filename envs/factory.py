@@ -30,7 +30,16 @@ from rlrobust.envs.perturbation import (
 )
 from rlrobust.envs.suites import get_suite
 
-_KINDS = ("none", "static", "random", "dynamic", "force", "noisy_action", "probabilistic_action", *DISRUPTIONS)
+_KINDS = (
+    "none",
+    "static",
+    "random",
+    "dynamic",
+    "force",
+    "noisy_action",
+    "probabilistic_action",
+    *DISRUPTIONS,
+)
 _KEYS = {
     "none": set(),
     "static": {"suite", "values", "bounds"},
@@ -82,7 +91,9 @@ def apply_perturbation(env: gym.Env, perturbation: Any, env_id: str = "") -> gym
         return wrap_disruption(env, kind, spec)
     unknown = set(spec) - _KEYS[kind]
     if unknown:
-        raise ConfigError(f"unknown key(s) {choices(unknown)} for perturbation kind {kind!r}; valid: {choices(_KEYS[kind])}")
+        raise ConfigError(
+            f"unknown key(s) {choices(unknown)} for perturbation kind {kind!r}; valid: {choices(_KEYS[kind])}"
+        )
     env_id = env_id or (env.spec.id if env.spec is not None else "")
     if kind == "none":
         return env
@@ -99,14 +110,23 @@ def apply_perturbation(env: gym.Env, perturbation: Any, env_id: str = "") -> gym
         return ParameterPerturbation(env, sampler=sampler, bounds=box, **(spec.get("values") or {}))
     if kind == "dynamic":
         box = _box_from(spec, env_id)
-        return DynamicParameterAdversary(env, box or {}, adversary=_adversary_from_config(spec.get("adversary")))
+        return DynamicParameterAdversary(
+            env, box or {}, adversary=_adversary_from_config(spec.get("adversary"))
+        )
     if kind == "force":
         return ExternalForceAdversary(
-            env, spec.get("bodies") or [], max_force=float(spec.get("max_force", 3.0)), axes=spec.get("axes", "xyz"),
+            env,
+            spec.get("bodies") or [],
+            max_force=float(spec.get("max_force", 3.0)),
+            axes=spec.get("axes", "xyz"),
             adversary=_adversary_from_config(spec.get("adversary")),
         )
     cls = NoisyActionAdversary if kind == "noisy_action" else ProbabilisticActionAdversary
-    return cls(env, alpha=float(spec.get("alpha", 0.1)), adversary=_adversary_from_config(spec.get("adversary", "random")))
+    return cls(
+        env,
+        alpha=float(spec.get("alpha", 0.1)),
+        adversary=_adversary_from_config(spec.get("adversary", "random")),
+    )
 
 
 def make_env(env_id: str, perturbation: Any = None, **kwargs: Any) -> gym.Env:

@@ -140,7 +140,9 @@ class PhysicalParameters:
             try:
                 lo, hi = (float(v) for v in pair)
             except (TypeError, ValueError):
-                raise PerturbationError(f"bound of {name!r} must be a pair [low, high], got {pair!r}") from None
+                raise PerturbationError(
+                    f"bound of {name!r} must be a pair [low, high], got {pair!r}"
+                ) from None
             self.validate({name: lo})  # unknown names and unphysical ends raise here
             self.validate({name: hi})
             if lo > hi:
@@ -190,7 +192,14 @@ class MujocoParameters(PhysicalParameters):
     """Named parameters of a Gymnasium ``MujocoEnv`` (see the module docstring)."""
 
     # Model fields a parameter may touch; restored from the nominal snapshot before each write.
-    _FIELDS = ("body_mass", "body_inertia", "geom_friction", "actuator_gainprm", "actuator_biasprm", "dof_damping")
+    _FIELDS = (
+        "body_mass",
+        "body_inertia",
+        "geom_friction",
+        "actuator_gainprm",
+        "actuator_biasprm",
+        "dof_damping",
+    )
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
@@ -209,13 +218,18 @@ class MujocoParameters(PhysicalParameters):
                 name = f"{body}_mass"
                 self._mass_bodies[name] = body_id
                 self.infos[name] = ParameterInfo(
-                    name, float(model.body_mass[body_id]), True, f"mass of body {body!r} (inertia scaled alike)"
+                    name,
+                    float(model.body_mass[body_id]),
+                    True,
+                    f"mass of body {body!r} (inertia scaled alike)",
                 )
         floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self._floor = int(floor)
         if floor >= 0:
             self.infos["friction"] = ParameterInfo(
-                "friction", float(model.geom_friction[floor, 0]), False,
+                "friction",
+                float(model.geom_friction[floor, 0]),
+                False,
                 "floor sliding friction; every geom's sliding friction scales by value/nominal",
             )
         self.infos["gravity"] = ParameterInfo(

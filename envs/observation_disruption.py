@@ -44,7 +44,9 @@ def check_scale(value: Any, name: str, *, shape: tuple[int, ...] | None = None) 
     if not (np.all(np.isfinite(arr)) and np.all(arr >= 0)):
         raise ConfigError(f"{name} must be finite and >= 0 (0 = no disruption), got {value!r}")
     if shape is not None and arr.ndim > 0 and arr.shape != shape:
-        raise ConfigError(f"{name} must be a scalar or one value per observation dimension {shape}, got shape {arr.shape}")
+        raise ConfigError(
+            f"{name} must be a scalar or one value per observation dimension {shape}, got shape {arr.shape}"
+        )
     return arr
 
 
@@ -130,15 +132,21 @@ class ObservationNoise(_ObservationDisruption, gym.utils.RecordConstructorArgs):
         distribution: str = "gaussian",
         relative_to: Sequence[float] | str | None = None,
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, scale=scale, distribution=distribution, relative_to=relative_to)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, scale=scale, distribution=distribution, relative_to=relative_to
+        )
         gym.ObservationWrapper.__init__(self, env)
         space = _box(env, "ObservationNoise")
         if distribution not in NOISE_DISTRIBUTIONS:
-            raise ConfigError(f"unknown noise distribution {distribution!r}; valid: {choices(NOISE_DISTRIBUTIONS)}")
+            raise ConfigError(
+                f"unknown noise distribution {distribution!r}; valid: {choices(NOISE_DISTRIBUTIONS)}"
+            )
         self.distribution = distribution
         if isinstance(relative_to, str):
             if relative_to != "bounds":
-                raise ConfigError(f"relative_to must be None, 'bounds' or a per-dimension spread, got {relative_to!r}")
+                raise ConfigError(
+                    f"relative_to must be None, 'bounds' or a per-dimension spread, got {relative_to!r}"
+                )
             if not space.is_bounded():
                 raise SpaceError(f"relative_to='bounds' needs finite observation bounds; got {space}")
             spread = (space.high.astype(np.float64) - space.low) / 2.0
@@ -180,7 +188,9 @@ def _decision(module: Any, obs: Any, discrete: bool) -> Any:
 
     param = next(module.parameters(), None)
     with torch.no_grad():
-        x = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=None if param is None else param.device)
+        x = torch.as_tensor(
+            np.asarray(obs), dtype=torch.float32, device=None if param is None else param.device
+        )
         out = module(x.unsqueeze(0))[0]
     return int(out.argmax()) if discrete else out.cpu().numpy()
 
@@ -291,8 +301,15 @@ class ObservationAttack(_ObservationDisruption, gym.utils.RecordConstructorArgs)
         if int(steps) < 1 or int(samples) < 1:
             raise ConfigError(f"steps and samples must be >= 1, got steps={steps!r}, samples={samples!r}")
         if step_size is not None and not (math.isfinite(step_size) and step_size > 0):
-            raise ConfigError(f"step_size must be finite and > 0 (or None: 2.5 * eps / steps), got {step_size!r}")
-        self.method, self.steps, self.samples, self.fallback = method, int(steps), int(samples), bool(fallback)
+            raise ConfigError(
+                f"step_size must be finite and > 0 (or None: 2.5 * eps / steps), got {step_size!r}"
+            )
+        self.method, self.steps, self.samples, self.fallback = (
+            method,
+            int(steps),
+            int(samples),
+            bool(fallback),
+        )
         self.step_size = step_size
         self.discrete = isinstance(env.action_space, gym.spaces.Discrete)
         self._rng: np.random.Generator | None = None
@@ -311,7 +328,9 @@ class ObservationAttack(_ObservationDisruption, gym.utils.RecordConstructorArgs)
 
     def set_disruption(self, *, eps: float | Sequence[float]) -> None:
         """Change the ball's radius (also what a suite's grid point sets)."""
-        self.eps = check_scale(eps, "eps", shape=self.observation_space.shape) * np.ones(self.observation_space.shape)
+        self.eps = check_scale(eps, "eps", shape=self.observation_space.shape) * np.ones(
+            self.observation_space.shape
+        )
 
     def set_policy(self, policy: Callable[[Any], Any]) -> None:
         """Attack ``policy`` (an agent, SB3 model, :mod:`rlrobust.interop.policies` wrapper,
@@ -339,7 +358,9 @@ class ObservationAttack(_ObservationDisruption, gym.utils.RecordConstructorArgs)
         if not np.any(self.eps > 0):  # eps 0: the env's observation, untouched
             return obs, info
         if self.policy is None:
-            raise ConfigError("ObservationAttack has no policy to attack: pass policy=... or call set_policy first")
+            raise ConfigError(
+                "ObservationAttack has no policy to attack: pass policy=... or call set_policy first"
+            )
         assert self._rng is not None, "call reset() before step()"
         clean = np.asarray(obs, dtype=np.float64)
         if self.active_method == "random":
@@ -380,7 +401,9 @@ class ObservationAttack(_ObservationDisruption, gym.utils.RecordConstructorArgs)
         if self.discrete:
             delta = torch.zeros_like(x0)
         else:  # MAD's gradient is 0 at delta = 0: start inside the ball
-            delta = torch.as_tensor(self._rng.uniform(-1.0, 1.0, clean.shape), dtype=dtype, device=device) * eps
+            delta = (
+                torch.as_tensor(self._rng.uniform(-1.0, 1.0, clean.shape), dtype=dtype, device=device) * eps
+            )
             delta = delta.unsqueeze(0)
         if self.method == "fgsm":
             steps, size = 1, eps

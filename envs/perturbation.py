@@ -245,7 +245,9 @@ class ParameterPerturbation(_StateFields, _ParameterWrapper, gym.utils.RecordCon
         return obs, reward, terminated, truncated, info
 
 
-class DynamicParameterAdversary(_StateFields, _AdversaryMixin, _ParameterWrapper, gym.utils.RecordConstructorArgs):
+class DynamicParameterAdversary(
+    _StateFields, _AdversaryMixin, _ParameterWrapper, gym.utils.RecordConstructorArgs
+):
     """Dynamic robust-MDP model: an adversary picks the parameters before every step.
 
     The adversary acts in ``adversary_action_space = Box(-1, 1, (d,))``; action ``u`` maps
@@ -261,12 +263,17 @@ class DynamicParameterAdversary(_StateFields, _AdversaryMixin, _ParameterWrapper
     _state_fields = ("_rng", "_active", "_held", "_obs")
 
     def __init__(
-        self, env: gym.Env, bounds: Mapping[str, Sequence[float]], adversary: AdversaryPolicy | str | None = None
+        self,
+        env: gym.Env,
+        bounds: Mapping[str, Sequence[float]],
+        adversary: AdversaryPolicy | str | None = None,
     ) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, bounds=bounds, adversary=adversary)
         super().__init__(env)
         if not bounds:
-            raise PerturbationError(f"DynamicParameterAdversary needs a box; valid names: {choices(self.physical.infos)}")
+            raise PerturbationError(
+                f"DynamicParameterAdversary needs a box; valid names: {choices(self.physical.infos)}"
+            )
         self.bounds: Bounds = self.physical.check_bounds(bounds)
         self._low = np.array([lo for lo, _ in self.bounds.values()])
         self._high = np.array([hi for _, hi in self.bounds.values()])
@@ -327,7 +334,9 @@ class ExternalForceAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.uti
         axes: str = "xyz",
         adversary: AdversaryPolicy | str | None = None,
     ) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, bodies=bodies, max_force=max_force, axes=axes, adversary=adversary)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, bodies=bodies, max_force=max_force, axes=axes, adversary=adversary
+        )
         super().__init__(env)
         base = env.unwrapped
         if not hasattr(base, "model") or not hasattr(base, "data"):
@@ -336,7 +345,9 @@ class ExternalForceAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.uti
         valid = [model.body(i).name for i in range(1, model.nbody) if model.body(i).name]
         unknown = [b for b in bodies if b not in valid]
         if not bodies or unknown:
-            raise PerturbationError(f"unknown or missing bodies {unknown or list(bodies)!r}; valid: {choices(valid)}")
+            raise PerturbationError(
+                f"unknown or missing bodies {unknown or list(bodies)!r}; valid: {choices(valid)}"
+            )
         if not axes or set(axes) - set("xyz") or len(set(axes)) != len(axes):
             raise PerturbationError(f"axes must be distinct letters of 'xyz', got {axes!r}")
         if not max_force >= 0:
@@ -366,7 +377,9 @@ class ExternalForceAdversary(_StateFields, _AdversaryMixin, gym.Wrapper, gym.uti
             self._rng = stream_generator(seed, "force")
         self._obs, info = self.env.reset(seed=seed, options=options)
         # A held push persists across resets; a policy's push is chosen at the next step.
-        self._apply_forces(self._adversary_action(self.adversary_action_space) if self._adversary is None else None)
+        self._apply_forces(
+            self._adversary_action(self.adversary_action_space) if self._adversary is None else None
+        )
         info["forces"] = self._forces.copy()
         return self._obs, info
 
@@ -445,7 +458,9 @@ class NoisyActionAdversary(_ActionAdversary):
             from the action space with the wrapper's own generator; None uses a held action.
     """
 
-    def __init__(self, env: gym.Env, alpha: float = 0.1, adversary: AdversaryPolicy | str | None = "random") -> None:
+    def __init__(
+        self, env: gym.Env, alpha: float = 0.1, adversary: AdversaryPolicy | str | None = "random"
+    ) -> None:
         if not isinstance(env.action_space, gym.spaces.Box):
             raise SpaceError(f"NoisyActionAdversary blends continuous actions; got {env.action_space}")
         _check_random_box(env.action_space, adversary)
@@ -471,9 +486,13 @@ class ProbabilisticActionAdversary(_ActionAdversary):
             uses a held action.
     """
 
-    def __init__(self, env: gym.Env, alpha: float = 0.1, adversary: AdversaryPolicy | str | None = "random") -> None:
+    def __init__(
+        self, env: gym.Env, alpha: float = 0.1, adversary: AdversaryPolicy | str | None = "random"
+    ) -> None:
         if not isinstance(env.action_space, gym.spaces.Box | gym.spaces.Discrete):
-            raise SpaceError(f"ProbabilisticActionAdversary needs a Box or Discrete action space; got {env.action_space}")
+            raise SpaceError(
+                f"ProbabilisticActionAdversary needs a Box or Discrete action space; got {env.action_space}"
+            )
         _check_random_box(env.action_space, adversary)
         super().__init__(env, alpha, adversary)
 

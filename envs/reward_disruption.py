@@ -52,13 +52,16 @@ class RewardDisruption(gym.Wrapper, gym.utils.RecordConstructorArgs):
         )
         super().__init__(env)
         if distribution not in NOISE_DISTRIBUTIONS:
-            raise ConfigError(f"unknown noise distribution {distribution!r}; valid: {choices(NOISE_DISTRIBUTIONS)}")
+            raise ConfigError(
+                f"unknown noise distribution {distribution!r}; valid: {choices(NOISE_DISTRIBUTIONS)}"
+            )
         self.distribution = distribution
         self._rng = None
         self.set_disruption(scale=scale, noise=noise, flip_rate=flip_rate)
 
-    def set_disruption(self, *, scale: float | None = None, noise: float | None = None,
-                       flip_rate: float | None = None) -> None:
+    def set_disruption(
+        self, *, scale: float | None = None, noise: float | None = None, flip_rate: float | None = None
+    ) -> None:
         """Change any of the three settings (None keeps it)."""
         scale = getattr(self, "scale", 1.0) if scale is None else scale
         noise = getattr(self, "noise", 0.0) if noise is None else noise

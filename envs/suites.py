@@ -107,12 +107,15 @@ class Suite:
 
     def check_env(self, env_id: str) -> None:
         """Raise :class:`PerturbationError` unless ``env_id`` names this suite's task (any version)."""
+
         def task(name: str) -> str:
             return name.split("/")[-1].split("-v")[0]
 
         if task(self.env_id) != task(str(env_id)):
-            raise PerturbationError(f"suite {self.id!r} is for {self.env_id}, not {env_id}; suites for "
-                                    f"{env_id}: {choices(s for s in _SUITES if task(_SUITES[s].env_id) == task(env_id)) or 'none'}")
+            raise PerturbationError(
+                f"suite {self.id!r} is for {self.env_id}, not {env_id}; suites for "
+                f"{env_id}: {choices(s for s in _SUITES if task(_SUITES[s].env_id) == task(env_id)) or 'none'}"
+            )
 
     def make_env(self, *, policy: Any = None, **kwargs: Any) -> gym.Env:
         """The task wrapped in a :class:`ParameterPerturbation` restricted to this box, or in
@@ -125,7 +128,9 @@ class Suite:
         kind = spec.pop("kind", None)
         spec.pop("name", None)  # a free-form label, as in the perturbation configs
         if self.disruption is not None and kind not in DISRUPTIONS:
-            raise PerturbationError(f"suite {self.id!r}: disruption kind {kind!r} is not one of {choices(DISRUPTIONS)}")
+            raise PerturbationError(
+                f"suite {self.id!r}: disruption kind {kind!r} is not one of {choices(DISRUPTIONS)}"
+            )
         env = make_base_env(self.env_id, **kwargs)
         try:
             if self.disruption is None:
@@ -162,26 +167,51 @@ def _rrls(task: str, env_id: str, dims: list[tuple[str, float, float]]) -> dict[
 
 
 _SUITES: dict[str, Suite] = {
-    **_rrls("ant", "Ant-v5", [("torso_mass", 0.1, 3.0), ("front_left_leg_mass", 0.01, 3.0),
-                              ("front_right_leg_mass", 0.01, 3.0)]),
-    **_rrls("hopper", "Hopper-v5", [("friction", 0.1, 3.0), ("torso_mass", 0.1, 3.0), ("thigh_mass", 0.1, 4.0)]),
-    **_rrls("walker2d", "Walker2d-v5", [("friction", 0.1, 4.0), ("torso_mass", 0.1, 5.0),
-                                        ("thigh_mass", 0.1, 6.0)]),
-    **_rrls("humanoidstandup", "HumanoidStandup-v5", [("torso_mass", 0.1, 16.0), ("right_foot_mass", 0.1, 8.0),
-                                                      ("left_thigh_mass", 0.1, 5.0)]),
+    **_rrls(
+        "ant",
+        "Ant-v5",
+        [("torso_mass", 0.1, 3.0), ("front_left_leg_mass", 0.01, 3.0), ("front_right_leg_mass", 0.01, 3.0)],
+    ),
+    **_rrls(
+        "hopper", "Hopper-v5", [("friction", 0.1, 3.0), ("torso_mass", 0.1, 3.0), ("thigh_mass", 0.1, 4.0)]
+    ),
+    **_rrls(
+        "walker2d",
+        "Walker2d-v5",
+        [("friction", 0.1, 4.0), ("torso_mass", 0.1, 5.0), ("thigh_mass", 0.1, 6.0)],
+    ),
+    **_rrls(
+        "humanoidstandup",
+        "HumanoidStandup-v5",
+        [("torso_mass", 0.1, 16.0), ("right_foot_mass", 0.1, 8.0), ("left_thigh_mass", 0.1, 5.0)],
+    ),
     **_rrls("invertedpendulum", "InvertedPendulum-v5", [("pole_mass", 1.0, 31.0), ("cart_mass", 1.0, 11.0)]),
     # HalfCheetah's 1d friction box is narrower than its 2d/3d one in RRLS.
     "halfcheetah-1d": Suite("halfcheetah-1d", "HalfCheetah-v5", {"friction": (0.1, 3.0)}, source=_RRLS),
-    "halfcheetah-2d": Suite("halfcheetah-2d", "HalfCheetah-v5", {"friction": (0.1, 4.0), "torso_mass": (0.1, 7.0)},
-                            source=_RRLS),
-    "halfcheetah-3d": Suite("halfcheetah-3d", "HalfCheetah-v5", {"friction": (0.1, 4.0), "torso_mass": (0.1, 7.0),
-                                                                 "bthigh_mass": (0.1, 3.0)}, source=_RRLS),
+    "halfcheetah-2d": Suite(
+        "halfcheetah-2d", "HalfCheetah-v5", {"friction": (0.1, 4.0), "torso_mass": (0.1, 7.0)}, source=_RRLS
+    ),
+    "halfcheetah-3d": Suite(
+        "halfcheetah-3d",
+        "HalfCheetah-v5",
+        {"friction": (0.1, 4.0), "torso_mass": (0.1, 7.0), "bthigh_mass": (0.1, 3.0)},
+        source=_RRLS,
+    ),
     # Classic control, for fast tests and the demo (nominal: masspole 0.1, length 0.5; m 1.0).
-    "cartpole-2d": Suite("cartpole-2d", "CartPole-v1", {"masspole": (0.05, 1.0), "length": (0.25, 1.5)},
-                         source="rlrobust (demo)",
-                         description="pole mass x pole half-length (nominal 0.1 x 0.5)"),
-    "pendulum-1d": Suite("pendulum-1d", "Pendulum-v1", {"m": (0.5, 2.0)}, source="rlrobust (demo)",
-                         description="pendulum mass (nominal 1.0)"),
+    "cartpole-2d": Suite(
+        "cartpole-2d",
+        "CartPole-v1",
+        {"masspole": (0.05, 1.0), "length": (0.25, 1.5)},
+        source="rlrobust (demo)",
+        description="pole mass x pole half-length (nominal 0.1 x 0.5)",
+    ),
+    "pendulum-1d": Suite(
+        "pendulum-1d",
+        "Pendulum-v1",
+        {"m": (0.5, 2.0)},
+        source="rlrobust (demo)",
+        description="pendulum mass (nominal 1.0)",
+    ),
 }
 
 
@@ -191,22 +221,69 @@ def _disruption_suites() -> dict[str, Suite]:
     drift = "linear drift within each episode at `rate` (end reached at step 1/rate)"
     source = "rlrobust (Robust-Gymnasium-style disruption)"
     suites = [
-        Suite("cartpole-obs-noise", "CartPole-v1", {"scale": (0.0, 0.5)}, 6, source,
-              {"kind": "observation_noise", "distribution": "gaussian"}, obs_noise),
-        Suite("hopper-obs-noise", "Hopper-v5", {"scale": (0.0, 0.2)}, 6, source,
-              {"kind": "observation_noise", "distribution": "gaussian"}, obs_noise),
-        Suite("invertedpendulum-obs-noise", "InvertedPendulum-v5", {"scale": (0.0, 0.5)}, 6, source,
-              {"kind": "observation_noise", "distribution": "gaussian"}, obs_noise),
-        Suite("cartpole-attack", "CartPole-v1", {"eps": (0.0, 0.2)}, 5, source,
-              {"kind": "observation_attack", "method": "pgd", "steps": 10}, attack),
-        Suite("hopper-attack", "Hopper-v5", {"eps": (0.0, 0.1)}, 5, source,
-              {"kind": "observation_attack", "method": "pgd", "steps": 10}, attack),
-        Suite("cartpole-drift", "CartPole-v1", {"rate": (0.0, 0.02)}, 5, source,
-              {"kind": "drift", "schedule": "linear", "bounds": {"masspole": (0.1, 1.0), "length": (0.5, 1.5)}},
-              drift + " of pole mass 0.1 -> 1.0 and pole half-length 0.5 -> 1.5"),
-        Suite("hopper-drift", "Hopper-v5", {"rate": (0.0, 0.01)}, 5, source,
-              {"kind": "drift", "schedule": "linear", "bounds": {"friction": (1.0, 0.1)}},
-              drift + " of floor friction 1.0 -> 0.1"),
+        Suite(
+            "cartpole-obs-noise",
+            "CartPole-v1",
+            {"scale": (0.0, 0.5)},
+            6,
+            source,
+            {"kind": "observation_noise", "distribution": "gaussian"},
+            obs_noise,
+        ),
+        Suite(
+            "hopper-obs-noise",
+            "Hopper-v5",
+            {"scale": (0.0, 0.2)},
+            6,
+            source,
+            {"kind": "observation_noise", "distribution": "gaussian"},
+            obs_noise,
+        ),
+        Suite(
+            "invertedpendulum-obs-noise",
+            "InvertedPendulum-v5",
+            {"scale": (0.0, 0.5)},
+            6,
+            source,
+            {"kind": "observation_noise", "distribution": "gaussian"},
+            obs_noise,
+        ),
+        Suite(
+            "cartpole-attack",
+            "CartPole-v1",
+            {"eps": (0.0, 0.2)},
+            5,
+            source,
+            {"kind": "observation_attack", "method": "pgd", "steps": 10},
+            attack,
+        ),
+        Suite(
+            "hopper-attack",
+            "Hopper-v5",
+            {"eps": (0.0, 0.1)},
+            5,
+            source,
+            {"kind": "observation_attack", "method": "pgd", "steps": 10},
+            attack,
+        ),
+        Suite(
+            "cartpole-drift",
+            "CartPole-v1",
+            {"rate": (0.0, 0.02)},
+            5,
+            source,
+            {"kind": "drift", "schedule": "linear", "bounds": {"masspole": (0.1, 1.0), "length": (0.5, 1.5)}},
+            drift + " of pole mass 0.1 -> 1.0 and pole half-length 0.5 -> 1.5",
+        ),
+        Suite(
+            "hopper-drift",
+            "Hopper-v5",
+            {"rate": (0.0, 0.01)},
+            5,
+            source,
+            {"kind": "drift", "schedule": "linear", "bounds": {"friction": (1.0, 0.1)}},
+            drift + " of floor friction 1.0 -> 0.1",
+        ),
     ]
     return {s.id: s for s in suites}
 

@@ -39,8 +39,9 @@ class GenerativeModel:
         self.n_states, self.n_actions = P.shape[-1], P.shape[1]
         self._flat_cdf = self.cdf.reshape(-1, self.n_states)  # row s·A + a
 
-    def sample(self, states: torch.Tensor, actions: torch.Tensor, n: int,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self, states: torch.Tensor, actions: torch.Tensor, n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``(B, n)`` int64 next states, i.i.d. from ``P(·|states[b], actions[b])``.
 
         Inverse CDF: the state is the number of CDF entries ≤ u (u ~ U[0, 1)). With few states a
@@ -53,7 +54,7 @@ class GenerativeModel:
             return torch.searchsorted(cdf, u, right=True).clamp_(max=self.n_states - 1)
         out = torch.zeros(u.shape, dtype=torch.int64, device=u.device)
         for s in range(self.n_states - 1):  # the last entry is exactly 1 > u
-            out += u >= cdf[:, s:s + 1]
+            out += u >= cdf[:, s : s + 1]
         return out
 
 
@@ -75,8 +76,10 @@ class TabularMDP(gym.Env):
             initial_distribution = np.full(self.n_states, 1.0 / self.n_states)
         self.initial_distribution = check_distribution(initial_distribution, "initial_distribution")
         if self.initial_distribution.shape != (self.n_states,):
-            raise ModelError(f"initial_distribution must have shape ({self.n_states},), "
-                             f"got {self.initial_distribution.shape}")
+            raise ModelError(
+                f"initial_distribution must have shape ({self.n_states},), "
+                f"got {self.initial_distribution.shape}"
+            )
         self.observation_space = gym.spaces.Discrete(self.n_states)
         self.action_space = gym.spaces.Discrete(self.n_actions)
         self._cdf = np.cumsum(self.P, -1)
@@ -121,8 +124,17 @@ class BatchedTabularMDP:
     (``step`` returns the final states; :attr:`states` already holds the reset ones).
     """
 
-    def __init__(self, P: Any, R: Any, num_envs: int, *, device: str | torch.device = "cpu", seed: int = 0,
-                 initial_distribution: Any = None, max_episode_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        P: Any,
+        R: Any,
+        num_envs: int,
+        *,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+        initial_distribution: Any = None,
+        max_episode_steps: int | None = None,
+    ) -> None:
         if num_envs < 1:
             raise ConfigError(f"num_envs={num_envs} must be ≥ 1")
         env = TabularMDP(P, R, initial_distribution)  # validates
@@ -158,8 +170,9 @@ class BatchedTabularMDP:
         next_states = self.model.sample(self.states, actions, 1, self.generator)[:, 0]
         self.elapsed += 1
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        truncated = torch.full_like(terminated, self.max_episode_steps is not None
-                                    and self.elapsed >= self.max_episode_steps)
+        truncated = torch.full_like(
+            terminated, self.max_episode_steps is not None and self.elapsed >= self.max_episode_steps
+        )
         self.states = next_states
         if bool(truncated[0]):
             self.reset()
@@ -170,8 +183,10 @@ def garnet(n_states: int = 6, n_actions: int = 3, branching: int = 3, seed: int 
     """A Garnet MDP (Archibald et al., 1995): each (s, a) reaches ``branching`` distinct random
     states with probabilities from a uniform random partition of [0, 1]; rewards ~ U[0, 1]."""
     if not 1 <= branching <= n_states or n_states < 1 or n_actions < 1:
-        raise ConfigError(f"garnet needs n_states ≥ 1, n_actions ≥ 1 and 1 ≤ branching ≤ n_states; "
-                          f"got ({n_states}, {n_actions}, {branching})")
+        raise ConfigError(
+            f"garnet needs n_states ≥ 1, n_actions ≥ 1 and 1 ≤ branching ≤ n_states; "
+            f"got ({n_states}, {n_actions}, {branching})"
+        )
     rng = np.random.default_rng(seed)
     P = np.zeros((n_states, n_actions, n_states))
     for s in range(n_states):
@@ -224,10 +239,17 @@ class LinearMDP(TabularMDP):
         phi = np.asarray(features, dtype=np.float64)
         mu = check_distribution(factors, "factors μ_i")
         theta = np.asarray(theta, dtype=np.float64)
-        if phi.ndim != 3 or mu.ndim != 2 or phi.shape[2] != mu.shape[0] or theta.shape != (mu.shape[0],) \
-                or mu.shape[1] != phi.shape[0]:
-            raise ModelError(f"features (S, A, d), factors (d, S) and theta (d,) disagree: got {phi.shape}, "
-                             f"{mu.shape}, {theta.shape}")
+        if (
+            phi.ndim != 3
+            or mu.ndim != 2
+            or phi.shape[2] != mu.shape[0]
+            or theta.shape != (mu.shape[0],)
+            or mu.shape[1] != phi.shape[0]
+        ):
+            raise ModelError(
+                f"features (S, A, d), factors (d, S) and theta (d,) disagree: got {phi.shape}, "
+                f"{mu.shape}, {theta.shape}"
+            )
         phi = check_distribution(phi, "features φ(s, a)")
         self.features, self.factors, self.theta = phi, mu, theta
         super().__init__(phi @ mu, phi @ theta, initial_distribution)
@@ -242,12 +264,17 @@ class LinearMDP(TabularMDP):
         """Any tabular MDP as a linear MDP with one-hot features (d = S·A, μ_(s,a) = P(·|s, a))."""
         P_t, R_t = check_model(P, R)
         S, A, _ = P_t.shape
-        return cls(np.eye(S * A).reshape(S, A, S * A), P_t.numpy().reshape(S * A, S), R_t.numpy().reshape(-1),
-                   initial_distribution)
+        return cls(
+            np.eye(S * A).reshape(S, A, S * A),
+            P_t.numpy().reshape(S * A, S),
+            R_t.numpy().reshape(-1),
+            initial_distribution,
+        )
 
 
-def linear_mdp(n_states: int = 5, n_actions: int = 2, dim: int = 3, seed: int = 0, concentration: float = 0.3
-               ) -> LinearMDP:
+def linear_mdp(
+    n_states: int = 5, n_actions: int = 2, dim: int = 3, seed: int = 0, concentration: float = 0.3
+) -> LinearMDP:
     """A random linear MDP: φ(s, a) ~ Dirichlet(concentration) (sparse for small values), factors
     μ_i ~ Dirichlet(1), θ ~ U[0, 1]^d (so rewards lie in [0, 1])."""
     rng = np.random.default_rng(seed)
@@ -256,8 +283,11 @@ def linear_mdp(n_states: int = 5, n_actions: int = 2, dim: int = 3, seed: int = 
 
 
 def _register() -> None:
-    for env_id, entry in (("rlrobust/Garnet-v0", "garnet"), ("rlrobust/RiverSwim-v0", "river_swim"),
-                          ("rlrobust/LinearMDP-v0", "linear_mdp")):
+    for env_id, entry in (
+        ("rlrobust/Garnet-v0", "garnet"),
+        ("rlrobust/RiverSwim-v0", "river_swim"),
+        ("rlrobust/LinearMDP-v0", "linear_mdp"),
+    ):
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=f"rlrobust.envs.tabular:{entry}")
 

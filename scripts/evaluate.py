@@ -40,9 +40,17 @@ def evaluate_one(cfg: DictConfig, checkpoint: str, out_dir: str) -> SuiteResult:
     """Evaluate one checkpoint, write its reports to ``out_dir``, print the table."""
     env_kwargs = {} if cfg.max_episode_steps is None else {"max_episode_steps": int(cfg.max_episode_steps)}
     result = rlrobust.evaluate(
-        checkpoint, cfg.suite, episodes=int(cfg.episodes), seed=int(cfg.seed),
-        points_per_dim=cfg.points_per_dim, workers=cfg.workers, samples=cfg.samples,
-        cvar_alpha=float(cfg.cvar_alpha), env_kwargs=env_kwargs, device=cfg.device, backend=cfg.backend,
+        checkpoint,
+        cfg.suite,
+        episodes=int(cfg.episodes),
+        seed=int(cfg.seed),
+        points_per_dim=cfg.points_per_dim,
+        workers=cfg.workers,
+        samples=cfg.samples,
+        cvar_alpha=float(cfg.cvar_alpha),
+        env_kwargs=env_kwargs,
+        device=cfg.device,
+        backend=cfg.backend,
         progress=bool(cfg.progress),
     )
     paths = write_reports(result, out_dir, tensorboard=bool(cfg.tensorboard))
@@ -58,7 +66,9 @@ def run(cfg: DictConfig) -> SuiteResult | list[SuiteResult]:
         return evaluate_one(cfg, cfg.checkpoint, out_dir)
     checkpoints = [str(c) for c in cfg.checkpoint]
     if len(checkpoints) < 2:
-        raise ConfigError(f"checkpoint list {checkpoints}: give at least two (one per seed), or one without brackets")
+        raise ConfigError(
+            f"checkpoint list {checkpoints}: give at least two (one per seed), or one without brackets"
+        )
     results = [evaluate_one(cfg, c, os.path.join(out_dir, f"run{i}")) for i, c in enumerate(checkpoints)]
     paths = write_suite_summary(results, out_dir, names=checkpoints)
     print(paths["markdown"].read_text())

@@ -26,15 +26,25 @@ def _record(cfg: DictConfig) -> None:
     perturbed = perturbation.get("kind", "none") != "none"
     env = make_env_factory(cfg.env, cfg.perturbation)()
     dataset = record_dataset(
-        cfg.policy, env, dataset_id=cfg.dataset_id, episodes=cfg.episodes, seed=cfg.seed,
-        deterministic=cfg.deterministic, perturbation=perturbation if perturbed else None,
-        ref_min_score=cfg.ref_min_score, ref_max_score=cfg.ref_max_score,
-        algorithm_name=cfg.algorithm_name, description=cfg.description, overwrite=cfg.overwrite,
+        cfg.policy,
+        env,
+        dataset_id=cfg.dataset_id,
+        episodes=cfg.episodes,
+        seed=cfg.seed,
+        deterministic=cfg.deterministic,
+        perturbation=perturbation if perturbed else None,
+        ref_min_score=cfg.ref_min_score,
+        ref_max_score=cfg.ref_max_score,
+        algorithm_name=cfg.algorithm_name,
+        description=cfg.description,
+        overwrite=cfg.overwrite,
     )
     score = normalized_score(dataset.episode_returns(), dataset)
-    print(f"wrote {cfg.dataset_id}: {len(dataset)} transitions, {cfg.episodes} episodes, "
-          f"mean return {score.raw_return:.2f}" + (f", normalized {score.score:.1f} ({score.convention})"
-                                                 if score.normalized else ""))
+    print(
+        f"wrote {cfg.dataset_id}: {len(dataset)} transitions, {cfg.episodes} episodes, "
+        f"mean return {score.raw_return:.2f}"
+        + (f", normalized {score.score:.1f} ({score.convention})" if score.normalized else "")
+    )
     print(f"  at {dataset.metadata['path']}")
 
 

@@ -33,12 +33,16 @@ def _train(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     run_dir = cfg.run_dir or hydra_cfg.runtime.output_dir
     # No env chosen on the command line: an offline run evaluates in the dataset's own env.
-    env_chosen = any(o.split("=")[0].lstrip("+~") in ("env", "experiment") or o.startswith("env.")
-                     for o in hydra_cfg.overrides.task)
+    env_chosen = any(
+        o.split("=")[0].lstrip("+~") in ("env", "experiment") or o.startswith("env.")
+        for o in hydra_cfg.overrides.task
+    )
     result = run_from_config(cfg, run_dir=run_dir, env_from_dataset=not env_chosen)
     print(json.dumps(result.metrics, indent=2))
-    print(f"run dir: {result.run_dir}\n  TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}\n"
-          f"  checkpoints: {result.run_dir / 'checkpoints'}")
+    print(
+        f"run dir: {result.run_dir}\n  TensorBoard: tensorboard --logdir {result.run_dir / 'tb'}\n"
+        f"  checkpoints: {result.run_dir / 'checkpoints'}"
+    )
     return float(result.metrics.get("eval/return_mean", float("nan")))
 
 

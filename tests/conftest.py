@@ -26,8 +26,11 @@ except Exception:  # pragma: no cover - mujoco is a hard dependency, but keep te
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/regression/golden/*.json (D3); review the diff before committing")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/regression/golden/*.json (D3); review the diff before committing",
+    )
 
 
 @pytest.fixture(autouse=True)

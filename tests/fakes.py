@@ -27,8 +27,9 @@ AGENT_FIXTURES: dict[str, tuple[gym.Space, gym.Space, int, dict]] = {
 }
 
 
-def random_batch(obs_space: gym.Space, act_space: gym.Space, batch_size: int = 16, seed: int = 0,
-                 gamma: float = 0.99) -> TransitionBatch:
+def random_batch(
+    obs_space: gym.Space, act_space: gym.Space, batch_size: int = 16, seed: int = 0, gamma: float = 0.99
+) -> TransitionBatch:
     """A synthetic batch drawn from the spaces (discrete observations stay integer indices)."""
     obs_space.seed(seed)
     act_space.seed(seed + 1)
@@ -119,5 +120,10 @@ def record_pd_dataset(dataset_id: str = "test/pendulum/pd-v0", episodes: int = 2
     """A small offline dataset recorded from :func:`pd_controller` on Pendulum-v1 (no reference scores)."""
     from rlrobust.data import record_dataset
 
-    return record_dataset(pd_controller, gym.make("Pendulum-v1", max_episode_steps=max_steps), dataset_id=dataset_id,
-                          episodes=episodes, seed=0)
+    return record_dataset(
+        pd_controller,
+        gym.make("Pendulum-v1", max_episode_steps=max_steps),
+        dataset_id=dataset_id,
+        episodes=episodes,
+        seed=0,
+    )

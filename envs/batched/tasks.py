@@ -98,7 +98,12 @@ class _Locomotion(BatchedTask):
 
     def _z_and_angle_ok(self, qpos: torch.Tensor) -> torch.Tensor:
         z, angle = qpos[:, 1], qpos[:, 2]
-        return (self.z_range[0] < z) & (z < self.z_range[1]) & (self.angle_range[0] < angle) & (angle < self.angle_range[1])
+        return (
+            (self.z_range[0] < z)
+            & (z < self.z_range[1])
+            & (self.angle_range[0] < angle)
+            & (angle < self.angle_range[1])
+        )
 
 
 class Hopper(_Locomotion):
@@ -170,5 +175,7 @@ def check_task(env_id: str) -> type[BatchedTask]:
         PerturbationError: for a task without one, listing the supported ids.
     """
     if env_id not in TASKS:
-        raise PerturbationError(f"the batched backend does not support {env_id!r}; supported: {choices(TASKS)}")
+        raise PerturbationError(
+            f"the batched backend does not support {env_id!r}; supported: {choices(TASKS)}"
+        )
     return TASKS[env_id]

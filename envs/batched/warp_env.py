@@ -105,16 +105,25 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         task_cls = check_task(env_id)
         if num_envs < 1:
             raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
-        fixed = [dict(params or {})] * num_envs if params is None or isinstance(params, Mapping) else list(params)
+        fixed = (
+            [dict(params or {})] * num_envs if params is None or isinstance(params, Mapping) else list(params)
+        )
         if len(fixed) != num_envs:
-            raise ConfigError(f"params has {len(fixed)} settings for {num_envs} worlds; give one per world or one mapping")
+            raise ConfigError(
+                f"params has {len(fixed)} settings for {num_envs} worlds; give one per world or one mapping"
+            )
         if bounds is None and sampler is not None:
             bounds = getattr(sampler, "bounds", None)
         # The parameters that may vary between worlds: their model fields get one row per world.
-        names = [*(n for values in fixed for n in values), *(bounds or {}),
-                 *(n for point in getattr(sampler, "points", []) for n in point)]
+        names = [
+            *(n for values in fixed for n in values),
+            *(bounds or {}),
+            *(n for point in getattr(sampler, "points", []) for n in point),
+        ]
         if sampler is not None and bounds is None and not hasattr(sampler, "points"):
-            raise ConfigError("a sampler without `bounds` or `points` attributes needs `bounds`, the box it draws from")
+            raise ConfigError(
+                "a sampler without `bounds` or `points` attributes needs `bounds`, the box it draws from"
+            )
 
         silence_mujoco_warnings()
         self._template = gym.make(env_id, **env_kwargs)  # the task's constants and nominal host model
@@ -171,7 +180,9 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         with self._on_device():
             self._model = mjw.put_model(mjm, batch_sizes={f: self.num_envs for f in fields if f != GRAVITY})
             if GRAVITY in fields:  # the options have no batch_sizes: give gravity one row per world
-                self._model.opt.gravity = wp.array(np.tile(mjm.opt.gravity, (self.num_envs, 1)), dtype=wp.vec3)
+                self._model.opt.gravity = wp.array(
+                    np.tile(mjm.opt.gravity, (self.num_envs, 1)), dtype=wp.vec3
+                )
             self._data = mjw.make_data(mjm, nworld=self.num_envs, nconmax=nconmax, njmax=njmax)
         model = self._model
         #: zero-copy torch views of the per-world model fields, ``(W, ...)``
@@ -265,8 +276,12 @@ class WarpVectorEnv(gym.vector.VectorEnv):
             self.set_params(*args, **kwargs)
             return (None,) * self.num_envs
         if name == "env_state_problem":
-            return ("batched MuJoCo Warp worlds are not captured in checkpoints; a resumed run resets them",) * self.num_envs
-        raise AttributeError(f"WarpVectorEnv.call supports 'set_params' and 'env_state_problem', not {name!r}")
+            return (
+                "batched MuJoCo Warp worlds are not captured in checkpoints; a resumed run resets them",
+            ) * self.num_envs
+        raise AttributeError(
+            f"WarpVectorEnv.call supports 'set_params' and 'env_state_problem', not {name!r}"
+        )
 
     def reset_worlds(
         self, worlds: Sequence[int] | np.ndarray, episode: Sequence[Mapping[str, float]] | None = None
@@ -299,8 +314,12 @@ class WarpVectorEnv(gym.vector.VectorEnv):
         with self._on_device():  # zero time, velocities, warm starts, applied forces
             self._mjw.reset_data(self._model, self._data, reset=wp.from_torch(mask))
         states = [self.task.reset_state(self._rngs[i]) for i in worlds]
-        self.qpos[index] = torch.as_tensor(np.stack([q for q, _ in states]), dtype=self.qpos.dtype, device=self.torch_device)
-        self.qvel[index] = torch.as_tensor(np.stack([v for _, v in states]), dtype=self.qvel.dtype, device=self.torch_device)
+        self.qpos[index] = torch.as_tensor(
+            np.stack([q for q, _ in states]), dtype=self.qpos.dtype, device=self.torch_device
+        )
+        self.qvel[index] = torch.as_tensor(
+            np.stack([v for _, v in states]), dtype=self.qvel.dtype, device=self.torch_device
+        )
         self._elapsed[index] = 0
         return self.task.observe(self.qpos[index], self.qvel[index])
 
@@ -339,8 +358,13 @@ class HostArrays(gym.vector.VectorWrapper):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(actions)
         info = {k: v.cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in info.items()}
-        return (obs.cpu().numpy(), reward.cpu().numpy().astype(np.float64), terminated.cpu().numpy(),
-                truncated.cpu().numpy(), info)
+        return (
+            obs.cpu().numpy(),
+            reward.cpu().numpy().astype(np.float64),
+            terminated.cpu().numpy(),
+            truncated.cpu().numpy(),
+            info,
+        )
 
 
 _KINDS = ("none", "static", "random")  # perturbations that are per-episode parameters
@@ -371,8 +395,12 @@ def from_perturbation(
             wrappers.append(inner)
             inner = inner.env
         params = [w for w in wrappers if isinstance(w, ParameterPerturbation)]
-        others = [type(w).__name__ for w in wrappers if type(w).__module__ == ParameterPerturbation.__module__
-                  and not isinstance(w, ParameterPerturbation)]
+        others = [
+            type(w).__name__
+            for w in wrappers
+            if type(w).__module__ == ParameterPerturbation.__module__
+            and not isinstance(w, ParameterPerturbation)
+        ]
         if others:
             raise PerturbationError(f"the batched backend supports perturbation kinds {_KINDS}; got {others}")
         if not params:
@@ -382,5 +410,12 @@ def from_perturbation(
         fixed = {k: v for k, v in wrapper.get_params().items() if v != nominal[k]}
     finally:
         cpu.close()
-    return WarpVectorEnv(env_id, num_envs, params=fixed, sampler=wrapper.sampler, bounds=wrapper.bounds,
-                         device=device, **env_kwargs)
+    return WarpVectorEnv(
+        env_id,
+        num_envs,
+        params=fixed,
+        sampler=wrapper.sampler,
+        bounds=wrapper.bounds,
+        device=device,
+        **env_kwargs,
+    )

@@ -48,7 +48,9 @@ class WorldParameters:
         self.model = env.unwrapped.model  # type: ignore[attr-defined]
         self.bounds = None if bounds is None else handler.check_bounds(bounds)
         self.names = tuple(dict.fromkeys(names))
-        handler.validate(dict.fromkeys(self.names, 1.0))  # unknown names raise, listing valid ones (1.0 is valid for all)
+        handler.validate(
+            dict.fromkeys(self.names, 1.0)
+        )  # unknown names raise, listing valid ones (1.0 is valid for all)
         self.fields = self._touched_fields()
 
     def validate(self, values: Mapping[str, Any]) -> dict[str, float]:
@@ -84,7 +86,11 @@ class WorldParameters:
         return self.model.opt.gravity if field == GRAVITY else getattr(self.model, field)
 
     def _touched_fields(self) -> tuple[str, ...]:
-        arrays = [n for n in dir(self.model) if not n.startswith("_") and isinstance(getattr(self.model, n), np.ndarray)]
+        arrays = [
+            n
+            for n in dir(self.model)
+            if not n.startswith("_") and isinstance(getattr(self.model, n), np.ndarray)
+        ]
         nominal = {f: self._read(f).copy() for f in [*arrays, GRAVITY]}
         touched: set[str] = set()
         try:

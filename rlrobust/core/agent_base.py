@@ -126,7 +126,9 @@ class AgentBase:
                 given = getattr(state[key], "shape", None)
                 if given is None or tuple(given) != tuple(value.shape):
                     shape = "no tensor" if given is None else tuple(given)
-                    problems.append(f"wrong shape extra.{key}: checkpoint {shape} vs agent {tuple(value.shape)}")
+                    problems.append(
+                        f"wrong shape extra.{key}: checkpoint {shape} vs agent {tuple(value.shape)}"
+                    )
         return problems
 
     # ----------------------------------------------------------------- helpers for subclasses
@@ -186,8 +188,10 @@ class AgentBase:
     def require_discrete_obs(agent: str, space: gym.Space) -> int:
         """Number of states of a Discrete observation space (tabular agents)."""
         if not isinstance(space, gym.spaces.Discrete):
-            raise SpaceError(f"agent {agent!r} is tabular and needs a Discrete observation space "
-                             f"(state indices), got {space}")
+            raise SpaceError(
+                f"agent {agent!r} is tabular and needs a Discrete observation space "
+                f"(state indices), got {space}"
+            )
         return int(space.n)
 
     @staticmethod

@@ -141,7 +141,8 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
     if not directory.is_dir():
         return []
     found = [
-        p for p in directory.iterdir()
+        p
+        for p in directory.iterdir()
         if p.name.startswith(_PREFIX) and (p / MANIFEST_FILE).is_file() and (p / STATE_FILE).is_file()
     ]
     return sorted(found, key=lambda p: p.name)
@@ -190,15 +191,18 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"damaged or unreadable checkpoint manifest {path / MANIFEST_FILE}: {exc}") from exc
+        raise CheckpointError(
+            f"damaged or unreadable checkpoint manifest {path / MANIFEST_FILE}: {exc}"
+        ) from exc
     if not isinstance(manifest, dict):
         raise CheckpointError(f"damaged checkpoint manifest {path / MANIFEST_FILE}: not a JSON object")
     version = manifest.get("format_version")
     # Checked before the version: a damaged version field must read as damage, not as "upgrade".
     if "checksum" in manifest or not (isinstance(version, int) and version < 2):
         if manifest.get("checksum") != _manifest_digest(manifest):
-            raise CheckpointError(f"damaged checkpoint manifest {path / MANIFEST_FILE}: its content does not "
-                                  "match its checksum")
+            raise CheckpointError(
+                f"damaged checkpoint manifest {path / MANIFEST_FILE}: its content does not match its checksum"
+            )
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format version {version!r}, this rlrobust {_library_version()} reads "
@@ -234,7 +238,9 @@ def verify_checkpoint(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_payload(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+def load_payload(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(manifest, payload)`` of a verified checkpoint; payload holds agent and trainer state."""
     path = resolve_checkpoint(path)
     manifest = verify_checkpoint(path)
@@ -245,7 +251,9 @@ def load_payload(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return manifest, payload
 
 
-def load_agent(path: str | Path, device: str | torch.device = "cpu", *, expected_agent: str | None = None) -> Any:
+def load_agent(
+    path: str | Path, device: str | torch.device = "cpu", *, expected_agent: str | None = None
+) -> Any:
     """Rebuild the agent saved at ``path`` (checkpoint folder, ``state.pt`` or run dir).
 
     Raises:
@@ -259,7 +267,11 @@ def load_agent(path: str | Path, device: str | torch.device = "cpu", *, expected
     if expected_agent is not None and expected_agent != name:
         raise CheckpointError(f"checkpoint {path} holds agent {name!r}, expected agent {expected_agent!r}")
     agent = make_agent(
-        name, payload["observation_space"], payload["action_space"], device=str(device), **manifest["agent_config"]
+        name,
+        payload["observation_space"],
+        payload["action_space"],
+        device=str(device),
+        **manifest["agent_config"],
     )
     agent.load_state_dict(payload["agent_state"])
     return agent

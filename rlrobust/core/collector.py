@@ -54,7 +54,12 @@ class Collector:
     """
 
     def __init__(
-        self, envs: gym.vector.VectorEnv, *, n_step: int = 1, gamma: float = 0.99, seed: int = 0,
+        self,
+        envs: gym.vector.VectorEnv,
+        *,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        seed: int = 0,
         check_finite: bool = True,
     ) -> None:
         self.envs = envs
@@ -108,7 +113,12 @@ class Collector:
             for i in np.flatnonzero(episode_end):
                 stored_next[i] = infos["final_obs"][i]
         finished = self.accumulator.push(
-            obs, actions, rewards, stored_next, np.asarray(terminated), episode_end,
+            obs,
+            actions,
+            rewards,
+            stored_next,
+            np.asarray(terminated),
+            episode_end,
             extras={"step": self.episode_length.copy()},
         )
         self.last_transitions = finished
@@ -119,7 +129,9 @@ class Collector:
         self.episode_length += 1
         done_episodes = []
         for i in np.flatnonzero(episode_end):
-            done_episodes.append({"return": float(self.episode_return[i]), "length": int(self.episode_length[i])})
+            done_episodes.append(
+                {"return": float(self.episode_return[i]), "length": int(self.episode_length[i])}
+            )
             self.recent_returns.append(float(self.episode_return[i]))
             self.recent_lengths.append(int(self.episode_length[i]))
             self.episode_return[i] = 0.0
@@ -190,4 +202,6 @@ def _check_env_outputs(obs: np.ndarray, rewards: np.ndarray, step: int) -> None:
     if np.issubdtype(np.asarray(obs).dtype, np.floating):
         bad = ~np.isfinite(np.asarray(obs)).reshape(len(rewards), -1).all(axis=1)
         if bad.any():
-            raise NonFiniteError(f"env {int(np.flatnonzero(bad)[0])} returned a non-finite observation at env step {step}")
+            raise NonFiniteError(
+                f"env {int(np.flatnonzero(bad)[0])} returned a non-finite observation at env step {step}"
+            )

@@ -36,14 +36,36 @@ from rlrobust.core.errors import CheckpointError
 
 # gymnasium wrappers whose whole state is their own instance attributes (counters, flags, the
 # env checker's cached data), captured as such; stateless transforms are listed for the same walk.
-_KNOWN_WRAPPERS = frozenset({
-    "TimeLimit", "OrderEnforcing", "PassiveEnvChecker",
-    "ClipAction", "RescaleAction", "FlattenObservation", "DtypeObservation", "RescaleObservation",
-    "TransformObservation", "TransformAction", "TransformReward",
-})
+_KNOWN_WRAPPERS = frozenset(
+    {
+        "TimeLimit",
+        "OrderEnforcing",
+        "PassiveEnvChecker",
+        "ClipAction",
+        "RescaleAction",
+        "FlattenObservation",
+        "DtypeObservation",
+        "RescaleObservation",
+        "TransformObservation",
+        "TransformAction",
+        "TransformReward",
+    }
+)
 # Wrapper attributes that are structure (the inner env, spaces, constructor args), not state.
-_STRUCTURE = frozenset({"_saved_kwargs", "env", "_action_space", "_observation_space", "_metadata",
-                        "_cached_spec", "_reward_range", "func", "action_func", "observation_func"})
+_STRUCTURE = frozenset(
+    {
+        "_saved_kwargs",
+        "env",
+        "_action_space",
+        "_observation_space",
+        "_metadata",
+        "_cached_spec",
+        "_reward_range",
+        "func",
+        "action_func",
+        "observation_func",
+    }
+)
 # Attributes of classic-control envs that hold the episode's state (those present are captured).
 _CLASSIC_FIELDS = ("state", "steps_beyond_terminated", "last_u")
 
@@ -90,11 +112,15 @@ def capture_problem(env: gym.Env) -> str | None:
         name = type(layer).__name__
         if isinstance(layer, gym.Wrapper):
             if name not in _KNOWN_WRAPPERS:
-                return (f"wrapper {name} ({type(layer).__module__}) has no capture_state/restore_state "
-                        "and is not a gymnasium wrapper known to rlrobust")
+                return (
+                    f"wrapper {name} ({type(layer).__module__}) has no capture_state/restore_state "
+                    "and is not a gymnasium wrapper known to rlrobust"
+                )
         elif not (_is_mujoco(layer) or _is_classic_control(layer)):
-            return (f"env {name} ({type(layer).__module__}) has no capture_state/restore_state and is not a "
-                    "MuJoCo or classic-control env")
+            return (
+                f"env {name} ({type(layer).__module__}) has no capture_state/restore_state and is not a "
+                "MuJoCo or classic-control env"
+            )
     return None
 
 

@@ -45,8 +45,9 @@ def episode_step_cap(env: gym.Env, max_steps: int | None = None) -> int | None:
     return DEFAULT_MAX_EPISODE_STEPS
 
 
-def run_episodes(env: gym.Env, policy: Callable[[Any], Any], seeds: list[int],
-                 max_steps: int | None = None) -> tuple[list[float], list[int]]:
+def run_episodes(
+    env: gym.Env, policy: Callable[[Any], Any], seeds: list[int], max_steps: int | None = None
+) -> tuple[list[float], list[int]]:
     """Undiscounted return and length of one episode per reset seed, acting with ``policy(obs)``
     on single (unbatched) observations; an episode stops at :func:`episode_step_cap` steps at
     the latest. The env is left open."""

@@ -225,7 +225,9 @@ class Hooks:
         """The hooks ``agent`` implements (checked against the protocols above)."""
         source = agent.batch_source if isinstance(agent, LearnsOnPolicy) else "replay"
         if source not in ("replay", "fresh"):
-            raise ConfigError(f"agent {agent.name!r}: batch_source must be 'replay' or 'fresh', got {source!r}")
+            raise ConfigError(
+                f"agent {agent.name!r}: batch_source must be 'replay' or 'fresh', got {source!r}"
+            )
         return cls(
             requires=frozenset(agent.requires) if isinstance(agent, RequiresServices) else frozenset(),
             attach=agent.attach if isinstance(agent, AttachesServices) else None,

@@ -31,8 +31,15 @@ class RunLogger:
     report files to it after training).
     """
 
-    def __init__(self, run_dir: Path, *, total_steps: int, start_step: int = 0, progress: bool = True,
-                 sinks: Sequence[MetricSink] = ()) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        total_steps: int,
+        start_step: int = 0,
+        progress: bool = True,
+        sinks: Sequence[MetricSink] = (),
+    ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = Path(run_dir)
@@ -42,8 +49,14 @@ class RunLogger:
         # purge_step drops events at steps >= it: the resumed step's own events were logged before
         # its checkpoint was written, so they stay.
         self.writer = SummaryWriter(str(self.tb_dir), purge_step=start_step + 1 if start_step else None)
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
-                        dynamic_ncols=True, mininterval=1.0)
+        self.bar = tqdm(
+            total=total_steps,
+            initial=start_step,
+            disable=not progress,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         self._last_time = time.perf_counter()
         self._last_step = start_step
         self.steps_per_second = math.nan
@@ -125,8 +138,10 @@ def _parse_rows(path: Path, lines: list[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             if number == len(lines):
                 break
-            raise RlrobustError(f"{path} line {number} is not JSON ({exc}); only the last line can be torn by "
-                                "a kill, so the file was edited or damaged: fix or remove that line") from None
+            raise RlrobustError(
+                f"{path} line {number} is not JSON ({exc}); only the last line can be torn by "
+                "a kill, so the file was edited or damaged: fix or remove that line"
+            ) from None
     return rows
 
 

@@ -177,8 +177,12 @@ class BoxRescale:
         device: where the two float32 tensors live.
     """
 
-    def __init__(self, low: torch.Tensor | Sequence[float], high: torch.Tensor | Sequence[float],
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        low: torch.Tensor | Sequence[float],
+        high: torch.Tensor | Sequence[float],
+        device: str | torch.device | None = None,
+    ) -> None:
         low_t, high_t = torch.as_tensor(low).float(), torch.as_tensor(high).float()
         self.offset = ((high_t + low_t) / 2).to(device)
         self.scale = ((high_t - low_t) / 2).to(device)

@@ -82,7 +82,9 @@ class ReplayBuffer:
         if not self.storage:
             self._allocate({k: torch.as_tensor(v) for k, v in batch.items()})
         if batch.keys() != self.storage.keys():
-            raise ValueError(f"ReplayBuffer.add got fields {sorted(batch)}, buffer holds {sorted(self.storage)}")
+            raise ValueError(
+                f"ReplayBuffer.add got fields {sorted(batch)}, buffer holds {sorted(self.storage)}"
+            )
         n = int(len(batch["rewards"]))
         if self._host and self.pos + n <= self.capacity:  # the common case: contiguous rows, CPU
             for key, value in batch.items():
@@ -158,7 +160,9 @@ class ReplayBuffer:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Inverse of :meth:`state_dict`; the capacity must match."""
         if int(state["capacity"]) != self.capacity:
-            raise ConfigError(f"replay capacity {self.capacity} differs from the checkpoint's {state['capacity']}")
+            raise ConfigError(
+                f"replay capacity {self.capacity} differs from the checkpoint's {state['capacity']}"
+            )
         self.storage = {}
         if state["storage"]:
             self._allocate({k: v for k, v in state["storage"].items()})

@@ -82,9 +82,15 @@ def hold_run_dir(run_dir: str | Path, *, log: Callable[[str], None] = print) -> 
             ) from None
         stale = _read_holder(fh)
         if stale is not None:
-            log(f"run dir {run_dir}: taking over the lock left by a run that is no longer running "
-                f"({_describe(stale)})")
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            log(
+                f"run dir {run_dir}: taking over the lock left by a run that is no longer running "
+                f"({_describe(stale)})"
+            )
+        me = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         fh.seek(0)
         fh.truncate()
         fh.write(json.dumps(me))

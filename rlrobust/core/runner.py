@@ -103,7 +103,11 @@ def compose_train_config(
 
 def agent_hyperparameters(agent_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The ``agent:`` node without its ``name``, as plain containers."""
-    plain = OmegaConf.to_container(agent_cfg, resolve=True) if isinstance(agent_cfg, DictConfig) else dict(agent_cfg)
+    plain = (
+        OmegaConf.to_container(agent_cfg, resolve=True)
+        if isinstance(agent_cfg, DictConfig)
+        else dict(agent_cfg)
+    )
     plain.pop("name", None)
     return plain
 
@@ -115,17 +119,28 @@ def make_env_factory(env: Any, perturbation: Any = None) -> Callable[[], gym.Env
 
         def single() -> gym.Env:
             if used[0]:
-                raise ConfigError("an Env instance can be used for one sub-env only; pass a factory or an id "
-                                  "for num_envs > 1 and for evaluation envs")
+                raise ConfigError(
+                    "an Env instance can be used for one sub-env only; pass a factory or an id "
+                    "for num_envs > 1 and for evaluation envs"
+                )
             used[0] = True
             return env
 
         return single
     if callable(env) and not isinstance(env, (str, Mapping, DictConfig)):
         return env
-    spec = {"id": env} if isinstance(env, str) else OmegaConf.to_container(env, resolve=True) if isinstance(
-        env, DictConfig) else dict(env)
-    pert = OmegaConf.to_container(perturbation, resolve=True) if isinstance(perturbation, DictConfig) else perturbation
+    spec = (
+        {"id": env}
+        if isinstance(env, str)
+        else OmegaConf.to_container(env, resolve=True)
+        if isinstance(env, DictConfig)
+        else dict(env)
+    )
+    pert = (
+        OmegaConf.to_container(perturbation, resolve=True)
+        if isinstance(perturbation, DictConfig)
+        else perturbation
+    )
     env_id = spec["id"]
     kwargs = dict(spec.get("kwargs") or {})
     if spec.get("max_episode_steps"):
@@ -139,7 +154,9 @@ def make_env_factory(env: Any, perturbation: Any = None) -> Callable[[], gym.Env
     return factory
 
 
-def batched_env_factory(env: Any, perturbation: Any, device: str) -> Callable[[int], gym.vector.VectorEnv] | None:
+def batched_env_factory(
+    env: Any, perturbation: Any, device: str
+) -> Callable[[int], gym.vector.VectorEnv] | None:
     """``num_envs -> VectorEnv`` of batched worlds when the env config says ``backend: warp``
     (MuJoCo Warp on ``device``, the agent's; the perturbation's parameters per world), else None."""
     spec = OmegaConf.to_container(env, resolve=True) if isinstance(env, DictConfig) else env
@@ -151,7 +168,11 @@ def batched_env_factory(env: Any, perturbation: Any, device: str) -> Callable[[i
     from rlrobust.envs.batched.warp_env import HostArrays, from_perturbation, import_warp
 
     import_warp()  # fail now, naming the extra, rather than after the agent is built
-    pert = OmegaConf.to_container(perturbation, resolve=True) if isinstance(perturbation, DictConfig) else perturbation
+    pert = (
+        OmegaConf.to_container(perturbation, resolve=True)
+        if isinstance(perturbation, DictConfig)
+        else perturbation
+    )
     kwargs = dict(spec.get("kwargs") or {})
     if spec.get("max_episode_steps"):
         kwargs["max_episode_steps"] = int(spec["max_episode_steps"])
@@ -175,15 +196,27 @@ def recovered_env(dataset: Any) -> dict[str, Any] | None:
     return {"id": spec.id, "kwargs": dict(spec.kwargs or {}), "max_episode_steps": spec.max_episode_steps}
 
 
-def run_from_config(cfg: DictConfig, *, agent: Any = None, env: Any = None, dataset: Any = None,
-                    run_dir: str | Path | None = None, env_from_dataset: bool = False) -> TrainResult:
+def run_from_config(
+    cfg: DictConfig,
+    *,
+    agent: Any = None,
+    env: Any = None,
+    dataset: Any = None,
+    run_dir: str | Path | None = None,
+    env_from_dataset: bool = False,
+) -> TrainResult:
     """Build everything a composed config names and train (then evaluate on the suite, if any).
 
     With ``env_from_dataset`` (the env was not chosen explicitly) an offline run evaluates in the
     environment recovered from the dataset's metadata, when it records one.
     """
-    settings = settings_from({**OmegaConf.to_container(cfg.trainer, resolve=True),
-                              "total_steps": cfg.total_steps, "seed": cfg.seed})
+    settings = settings_from(
+        {
+            **OmegaConf.to_container(cfg.trainer, resolve=True),
+            "total_steps": cfg.total_steps,
+            "seed": cfg.seed,
+        }
+    )
     # Everything checkable without building anything is checked first (steps, intervals, suite).
     settings.validate()
     eval_suite = _checked_suite(cfg)
@@ -214,11 +247,15 @@ def _checked_suite(cfg: DictConfig) -> Any:
     if int(ev.episodes) < 1:
         raise ConfigError(f"evaluation.episodes must be >= 1, got {ev.episodes}")
     if ev.get("points_per_dim") is not None and int(ev.points_per_dim) < 2:
-        raise ConfigError(f"evaluation.points_per_dim must be >= 2 (both bounds are evaluated), got {ev.points_per_dim}")
+        raise ConfigError(
+            f"evaluation.points_per_dim must be >= 2 (both bounds are evaluated), got {ev.points_per_dim}"
+        )
     return suite
 
 
-def _build_and_run(cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any, env: Any, dataset: Any) -> TrainResult:
+def _build_and_run(
+    cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any, env: Any, dataset: Any
+) -> TrainResult:
     env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     probe = env_fn() if not isinstance(env, gym.Env) else env
     obs_space, act_space = probe.observation_space, probe.action_space
@@ -229,13 +266,21 @@ def _build_and_run(cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any,
 
         check_spaces(dataset, obs_space, act_space)
     if agent is None:  # make_agent validates the hyperparameters before building anything
-        agent = make_agent(cfg.agent.name, obs_space, act_space, device=settings.device, seed=cfg.seed,
-                           **agent_hyperparameters(cfg.agent))
+        agent = make_agent(
+            cfg.agent.name,
+            obs_space,
+            act_space,
+            device=settings.device,
+            seed=cfg.seed,
+            **agent_hyperparameters(cfg.agent),
+        )
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     # The suite of the run: the evaluation's, else the one the perturbation is defined on
     # (IWOCS searches it; a domain-randomized run is then evaluated on its own box).
     pert = cfg.get("perturbation") or {}
-    suite = cfg.evaluation.get("suite") or (pert.get("suite") if isinstance(pert, (DictConfig, Mapping)) else None)
+    suite = cfg.evaluation.get("suite") or (
+        pert.get("suite") if isinstance(pert, (DictConfig, Mapping)) else None
+    )
     if suite:  # the policy must fit the suite's env before training starts, not after it
         from rlrobust.evaluation.suite import check_policy_fits
 
@@ -247,10 +292,20 @@ def _build_and_run(cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any,
     try:
         if tracker is not None:
             tracker.log_config(run_config)
-        vector_env_fn = batched_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"),
-                                            settings.device)
-        trainer = Trainer(agent, env_fn, settings, run_dir, dataset=dataset, run_config=run_config, suite=suite,
-                          sinks=() if tracker is None else (tracker,), vector_env_fn=vector_env_fn)
+        vector_env_fn = batched_env_factory(
+            env if env is not None else cfg.env, cfg.get("perturbation"), settings.device
+        )
+        trainer = Trainer(
+            agent,
+            env_fn,
+            settings,
+            run_dir,
+            dataset=dataset,
+            run_config=run_config,
+            suite=suite,
+            sinks=() if tracker is None else (tracker,),
+            vector_env_fn=vector_env_fn,
+        )
         result = trainer.run()
         if suite:
             summary = evaluate_on_suite(result.agent, cfg, run_dir, suite)
@@ -273,8 +328,14 @@ def evaluate_on_suite(agent: Any, cfg: DictConfig, run_dir: Path, suite: str) ->
     from rlrobust.evaluation.suite import evaluate
 
     ev = cfg.evaluation
-    result = evaluate(agent, suite, episodes=int(ev.episodes), seed=int(cfg.seed),
-                      points_per_dim=ev.get("points_per_dim"), workers=ev.get("workers"))
+    result = evaluate(
+        agent,
+        suite,
+        episodes=int(ev.episodes),
+        seed=int(cfg.seed),
+        points_per_dim=ev.get("points_per_dim"),
+        workers=ev.get("workers"),
+    )
     out = run_dir / "evaluation"
     paths = result.save(out)
     summary = {f"suite/{k}": float(v) for k, v in result.summary().items()}

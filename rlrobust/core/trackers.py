@@ -110,17 +110,33 @@ class WandbTracker:
 
     MODES = ("offline", "online", "disabled")
 
-    def __init__(self, run_dir: Path, *, name: str | None = None, project: str = "rlrobust",
-                 entity: str | None = None, mode: str = "offline", dir: str | None = None,
-                 group: str | None = None, tags: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        name: str | None = None,
+        project: str = "rlrobust",
+        entity: str | None = None,
+        mode: str = "offline",
+        dir: str | None = None,
+        group: str | None = None,
+        tags: Iterable[str] = (),
+    ) -> None:
         if mode not in self.MODES:
             raise ConfigError(f"unknown W&B mode {mode!r}; valid: {choices(self.MODES)}")
         wandb = self._wandb = _require("wandb", "wandb")
         ids = _RunIds(run_dir, "wandb")
         previous = ids.get()
         self.run = wandb.init(
-            project=project, entity=entity, mode=mode, dir=str(dir or run_dir), group=group, tags=list(tags),
-            name=name or run_dir.name, id=previous, resume="allow" if previous else None,
+            project=project,
+            entity=entity,
+            mode=mode,
+            dir=str(dir or run_dir),
+            group=group,
+            tags=list(tags),
+            name=name or run_dir.name,
+            id=previous,
+            resume="allow" if previous else None,
             # No console capture or system-metrics thread: the trainer owns the terminal and the CPU.
             settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
         )
@@ -157,8 +173,14 @@ class MlflowTracker:
         experiment: MLflow experiment name (created when missing).
     """
 
-    def __init__(self, run_dir: Path, *, name: str | None = None, tracking_uri: str | None = None,
-                 experiment: str = "rlrobust") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        name: str | None = None,
+        tracking_uri: str | None = None,
+        experiment: str = "rlrobust",
+    ) -> None:
         _require("mlflow", "mlflow")
         if tracking_uri is None:
             tracking_uri = (run_dir / "mlruns").resolve().as_uri()
@@ -177,8 +199,11 @@ class MlflowTracker:
         else:
             found = self.client.get_experiment_by_name(experiment)
             experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
-            run = self.client.create_run(experiment_id, run_name=name or run_dir.name,
-                                         tags={"rlrobust.run_dir": str(run_dir.resolve())})
+            run = self.client.create_run(
+                experiment_id,
+                run_name=name or run_dir.name,
+                tags={"rlrobust.run_dir": str(run_dir.resolve())},
+            )
             self.run_id = run.info.run_id
             ids.set(self.run_id)
 
@@ -187,7 +212,9 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()]
+        )
 
     def log_config(self, config: Mapping[str, Any]) -> None:
         """The config as flat params (``agent.learning_rate``) and as ``config.json``."""
@@ -197,7 +224,7 @@ class MlflowTracker:
         existing = self.client.get_run(self.run_id).data.params
         params = [p for p in params if p.key not in existing]  # a resume may not re-log a param
         for start in range(0, len(params), 100):  # MLflow's batch limit
-            self.client.log_batch(self.run_id, params=params[start:start + 100])
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
         self.client.log_dict(self.run_id, dict(config), "config.json")
 
     def log_files(self, root: Path, paths: Iterable[Path]) -> None:
@@ -238,5 +265,7 @@ def report_files(run_dir: str | Path) -> list[Path]:
     files = [run_dir / "config.yaml", run_dir / "final_evaluation.json"]
     evaluation = run_dir / "evaluation"
     if evaluation.is_dir():
-        files += sorted(p for p in evaluation.rglob("*") if p.is_file() and "tb" not in p.relative_to(evaluation).parts)
+        files += sorted(
+            p for p in evaluation.rglob("*") if p.is_file() and "tb" not in p.relative_to(evaluation).parts
+        )
     return [p for p in files if p.exists()]

@@ -122,7 +122,9 @@ class TrainerSettings:
         if self.eval_interval and self.eval_episodes < 1:
             raise ConfigError(f"eval_episodes must be >= 1 when eval_interval > 0, got {self.eval_episodes}")
         if self.keep_checkpoints < 1:
-            raise ConfigError(f"keep_checkpoints must be >= 1 (resume needs the newest), got {self.keep_checkpoints}")
+            raise ConfigError(
+                f"keep_checkpoints must be >= 1 (resume needs the newest), got {self.keep_checkpoints}"
+            )
         if self.total_steps % self.num_envs:
             raise ConfigError(
                 f"total_steps={self.total_steps} is not a multiple of num_envs={self.num_envs}; "
@@ -183,7 +185,9 @@ class Trainer:
         self.fresh = self.hooks.fresh_batches
         self.offline = dataset is not None
         if agent.offline and not self.offline:
-            raise ConfigError(f"agent {agent.name!r} learns offline only: pass a dataset (dataset=<id or path>)")
+            raise ConfigError(
+                f"agent {agent.name!r} learns offline only: pass a dataset (dataset=<id or path>)"
+            )
         self.buffer_seed, self.collector_seed, self.eval_seed = spawn_seeds(settings.seed, 3)
         self.best_eval = -math.inf
         self.step = 0
@@ -227,8 +231,9 @@ class Trainer:
         if attach is not None:
             attach(services)
 
-    def _evaluate_service(self, params: Mapping[str, float], episodes: int = 5,
-                          return_std: bool = False) -> float | tuple[float, float]:
+    def _evaluate_service(
+        self, params: Mapping[str, float], episodes: int = 5, return_std: bool = False
+    ) -> float | tuple[float, float]:
         """``TrainingServices.evaluate``: mean return under ``params`` (``(mean, std)`` with ``return_std``)."""
         mean, std = self.evaluate(episodes, params=params)
         return (mean, std) if return_std else mean
@@ -255,8 +260,11 @@ class Trainer:
         try:
             if params:
                 env.get_wrapper_attr("set_params")(**dict(params))
-            returns, _ = run_episodes(env, lambda obs: self.agent.act(np.asarray(obs)[None], deterministic=True)[0],
-                                      [self.eval_seed + k for k in range(episodes)])
+            returns, _ = run_episodes(
+                env,
+                lambda obs: self.agent.act(np.asarray(obs)[None], deterministic=True)[0],
+                [self.eval_seed + k for k in range(episodes)],
+            )
         finally:
             env.close()
         return float(np.mean(returns)), float(np.std(returns))
@@ -264,8 +272,11 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _trainer_state(self, buffer: ReplayBuffer | None, collector: Collector | None) -> dict[str, Any]:
         state: dict[str, Any] = {
-            "step": self.step, "best_eval": self.best_eval, "last_update": dict(self._last_update),
-            "fresh": list(self._fresh), "training_params": self._training_params,
+            "step": self.step,
+            "best_eval": self.best_eval,
+            "last_update": dict(self._last_update),
+            "fresh": list(self._fresh),
+            "training_params": self._training_params,
             "replay_generation": self._replay_generation,
         }
         if buffer is not None:
@@ -275,10 +286,17 @@ class Trainer:
             state["collector"] = collector.state_dict()
         return state
 
-    def _save(self, buffer: ReplayBuffer | None, collector: Collector | None, name: str | None = None) -> Path:
+    def _save(
+        self, buffer: ReplayBuffer | None, collector: Collector | None, name: str | None = None
+    ) -> Path:
         return save_checkpoint(
-            self.checkpoint_dir, self.agent, step=self.step, trainer_state=self._trainer_state(buffer, collector),
-            run_config=self.run_config, keep=self.settings.keep_checkpoints, name=name,
+            self.checkpoint_dir,
+            self.agent,
+            step=self.step,
+            trainer_state=self._trainer_state(buffer, collector),
+            run_config=self.run_config,
+            keep=self.settings.keep_checkpoints,
+            name=name,
         )
 
     def _maybe_resume(self, buffer: ReplayBuffer | None, collector: Collector | None) -> str:
@@ -295,12 +313,17 @@ class Trainer:
             # Out of the rotation and of later resumes, but kept for inspection.
             aside = path.with_name(f"damaged-{path.name}")
             path.rename(aside)
-            warnings.warn(f"{error}; resuming from {latest if latest else 'scratch'} instead "
-                          f"(the damaged checkpoint was moved to {aside})", stacklevel=2)
+            warnings.warn(
+                f"{error}; resuming from {latest if latest else 'scratch'} instead "
+                f"(the damaged checkpoint was moved to {aside})",
+                stacklevel=2,
+            )
         if latest is None and (mode == "must" or damaged):
             why = "holds no complete checkpoint" if not damaged else "holds only damaged checkpoints"
-            raise CheckpointError(f"resume={mode!r} but {self.checkpoint_dir} {why}"
-                                  + ("" if mode == "must" else "; delete them or use resume=never to start fresh"))
+            raise CheckpointError(
+                f"resume={mode!r} but {self.checkpoint_dir} {why}"
+                + ("" if mode == "must" else "; delete them or use resume=never to start fresh")
+            )
         if latest is None:
             return "fresh start"
         # Loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
@@ -340,10 +363,14 @@ class Trainer:
         if collector is not None:
             self._episodes_continue = collector.load_state_dict(state["collector"])
             if not self._episodes_continue:
-                problem = state["collector"].get("env_state_problem") or "the checkpoint predates env-state capture"
-                return (f"resumed from {latest} at step {self.step}; the env's state could not be captured "
-                        f"({problem}), so its episodes restart from a reset and the run is not bit-identical "
-                        "to an uninterrupted one")
+                problem = (
+                    state["collector"].get("env_state_problem") or "the checkpoint predates env-state capture"
+                )
+                return (
+                    f"resumed from {latest} at step {self.step}; the env's state could not be captured "
+                    f"({problem}), so its episodes restart from a reset and the run is not bit-identical "
+                    "to an uninterrupted one"
+                )
             return f"resumed from {latest} at step {self.step}; episodes continue where they were"
         return f"resumed from {latest} at step {self.step}"
 
@@ -361,7 +388,9 @@ class Trainer:
             return self.agent.update(batch)
         except NonFiniteError as exc:
             latest = latest_checkpoint(self.checkpoint_dir)
-            where = f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written yet"
+            where = (
+                f"the last good checkpoint is {latest}" if latest else "no checkpoint had been written yet"
+            )
             logger.write(f"training stopped at step {self.step}: {exc}; {where}")
             logger.close()
             raise NonFiniteError(f"{exc} (run step {self.step}; {where})") from exc
@@ -390,12 +419,20 @@ class Trainer:
         s = self.settings
         sch = self.schedule
         buffer = ReplayBuffer(sch.buffer_size, device=self.agent.device, seed=self.buffer_seed)
-        envs = (make_vector_env(self.env_fn, s.num_envs, s.vectorization) if self.vector_env_fn is None
-                else self.vector_env_fn(s.num_envs))
+        envs = (
+            make_vector_env(self.env_fn, s.num_envs, s.vectorization)
+            if self.vector_env_fn is None
+            else self.vector_env_fn(s.num_envs)
+        )
         collector = Collector(envs, n_step=sch.n_step, gamma=sch.gamma, seed=self.collector_seed)
         status = self._maybe_resume(buffer, collector)
-        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress,
-                           sinks=self.sinks)
+        logger = RunLogger(
+            self.run_dir,
+            total_steps=s.total_steps,
+            start_step=self.step,
+            progress=s.progress,
+            sinks=self.sinks,
+        )
         logger.write(f"{self.agent.name}: {status}; run dir {self.run_dir}")
         if not self._episodes_continue:
             # A fresh start, or a resume whose envs could not be captured: a reset seeded by
@@ -444,15 +481,23 @@ class Trainer:
     def _run_offline(self) -> TrainResult:
         s = self.settings
         sch = self.schedule
-        buffer = ReplayBuffer.from_dataset(self.dataset, gamma=sch.gamma, device=self.agent.device,
-                                           seed=self.buffer_seed)
+        buffer = ReplayBuffer.from_dataset(
+            self.dataset, gamma=sch.gamma, device=self.agent.device, seed=self.buffer_seed
+        )
         prepare = self.hooks.prepare
         if prepare is not None:
             prepare(self.dataset)
         status = self._maybe_resume(buffer, None)
-        logger = RunLogger(self.run_dir, total_steps=s.total_steps, start_step=self.step, progress=s.progress,
-                           sinks=self.sinks)
-        logger.write(f"{self.agent.name}: offline, {len(buffer)} transitions; {status}; run dir {self.run_dir}")
+        logger = RunLogger(
+            self.run_dir,
+            total_steps=s.total_steps,
+            start_step=self.step,
+            progress=s.progress,
+            sinks=self.sinks,
+        )
+        logger.write(
+            f"{self.agent.name}: offline, {len(buffer)} transitions; {status}; run dir {self.run_dir}"
+        )
         last: dict[str, float] = {}
         try:
             while self.step < s.total_steps:
@@ -497,8 +542,9 @@ def _stack_fresh(chunks: list[dict[str, np.ndarray] | None], device: torch.devic
     arrays = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in keys}
     tensors = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
     core = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
-    return TransitionBatch(**{k: tensors[k] for k in core},
-                           extras={k: v for k, v in tensors.items() if k not in core})
+    return TransitionBatch(
+        **{k: tensors[k] for k in core}, extras={k: v for k, v in tensors.items() if k not in core}
+    )
 
 
 def settings_from(options: Mapping[str, Any]) -> TrainerSettings:

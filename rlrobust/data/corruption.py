@@ -86,7 +86,9 @@ def corrupt(
     if scale <= 0:
         raise ConfigError(f"corruption scale must be > 0, got {scale}")
     if kind == "actions" and not np.issubdtype(dataset.actions.dtype, np.floating):
-        raise DatasetError("action corruption needs continuous (float) actions; this dataset has discrete ones")
+        raise DatasetError(
+            "action corruption needs continuous (float) actions; this dataset has discrete ones"
+        )
     n = len(dataset)
     count = int(round(rate * n))
     rng = numpy_generator(seed)
@@ -106,8 +108,19 @@ def corrupt(
             noise = rng.uniform(-scale, scale, size=(count, *clean.shape[1:])) * std
             values = clean[rows] + noise
         else:
-            values = _adversarial(dataset, kind, rows, std, scale, critic, actor, seed, attack_steps,
-                                  attack_lr if attack_lr is not None else 0.01 * scale, chunk_size)
+            values = _adversarial(
+                dataset,
+                kind,
+                rows,
+                std,
+                scale,
+                critic,
+                actor,
+                seed,
+                attack_steps,
+                attack_lr if attack_lr is not None else 0.01 * scale,
+                chunk_size,
+            )
         if kind == "actions" and isinstance(dataset.metadata.get("action_space"), gym.spaces.Box):
             space = dataset.metadata["action_space"]
             values = np.clip(values, space.low, space.high)
@@ -117,8 +130,14 @@ def corrupt(
     flags[rows] = True
     if "corrupted" in dataset.extras:
         flags |= np.asarray(dataset.extras["corrupted"], dtype=bool)
-    record = {"kind": kind, "mode": mode, "rate": float(rate), "scale": float(scale), "seed": int(seed),
-              "count": count}
+    record = {
+        "kind": kind,
+        "mode": mode,
+        "rate": float(rate),
+        "scale": float(scale),
+        "seed": int(seed),
+        "count": count,
+    }
     return replace(
         out,
         metadata={**out.metadata, "corruption": [*dataset.metadata.get("corruption", []), record]},
@@ -151,7 +170,7 @@ def _adversarial(
     column = getattr(dataset, _COLUMN[kind])
     result = np.empty((len(rows), *column.shape[1:]), dtype=np.float32)
     for start in range(0, len(rows), chunk_size):
-        idx = rows[start:start + chunk_size]
+        idx = rows[start : start + chunk_size]
         base = torch.as_tensor(column[idx], dtype=torch.float32)
         obs = torch.as_tensor(dataset.observations[idx], dtype=torch.float32)
         act = torch.as_tensor(dataset.actions[idx], dtype=torch.float32)
@@ -171,5 +190,5 @@ def _adversarial(
             opt.step()
             with torch.no_grad():
                 p.clamp_(-scale, scale)
-        result[start:start + len(idx)] = (base + p * std_t).detach().numpy()
+        result[start : start + len(idx)] = (base + p * std_t).detach().numpy()
     return result

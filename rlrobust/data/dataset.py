@@ -115,7 +115,9 @@ def validate(dataset: Dataset, *, source: str = "dataset", allow_nonfinite: bool
     arrays = {k: np.asarray(getattr(dataset, k)) for k in ARRAY_FIELDS}
     lengths = {k: (v.shape[0] if v.ndim else -1) for k, v in arrays.items()}
     if len(set(lengths.values())) != 1:
-        raise DatasetError(f"{source}: arrays have different lengths {lengths}; all must share the first dim N")
+        raise DatasetError(
+            f"{source}: arrays have different lengths {lengths}; all must share the first dim N"
+        )
     n = lengths["rewards"]
     if n <= 0:
         raise DatasetError(f"{source}: the dataset holds no transitions (N = {n})")
@@ -150,7 +152,9 @@ def validate(dataset: Dataset, *, source: str = "dataset", allow_nonfinite: bool
                 )
     for key, value in dataset.extras.items():
         if np.asarray(value).shape[:1] != (n,):
-            raise DatasetError(f"{source}: extras[{key!r}] has shape {np.shape(value)}, expected first dim {n}")
+            raise DatasetError(
+                f"{source}: extras[{key!r}] has shape {np.shape(value)}, expected first dim {n}"
+            )
     out = replace(
         dataset,
         observations=arrays["observations"].astype(np.float32, copy=False),

@@ -93,7 +93,9 @@ def _load_minari_folder(folder: Path, label: str, info_keys: tuple[str, ...]) ->
         ds = minari.MinariDataset(data_path)
         meta = ds.storage.metadata
         obs_space, act_space = ds.observation_space, ds.action_space
-        if not isinstance(obs_space, gym.spaces.Box) or not isinstance(act_space, (gym.spaces.Box, gym.spaces.Discrete)):
+        if not isinstance(obs_space, gym.spaces.Box) or not isinstance(
+            act_space, (gym.spaces.Box, gym.spaces.Discrete)
+        ):
             raise DatasetError(
                 f"{label}: only Box observations and Box/Discrete actions are supported, got observation "
                 f"space {obs_space} and action space {act_space}"
@@ -105,7 +107,9 @@ def _load_minari_folder(folder: Path, label: str, info_keys: tuple[str, ...]) ->
     except DatasetError:
         raise
     except _READ_ERRORS as exc:
-        raise DatasetError(f"cannot read Minari dataset {label} at {data_path}: {type(exc).__name__}: {exc}") from exc
+        raise DatasetError(
+            f"cannot read Minari dataset {label} at {data_path}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not parts["rew"]:
         raise DatasetError(f"Minari dataset {label} at {data_path} holds no episodes")
     metadata: dict[str, Any] = {
@@ -178,7 +182,9 @@ def _append_episode(ep: Any, parts: dict, infos: dict, info_keys: tuple[str, ...
         for key in info_keys:
             matches = {k: v for k, v in flat.items() if k == key or k.startswith(key + "/")}
             if not matches:
-                raise DatasetError(f"{label}: episode {ep.id} has no step info {key!r}; info keys are {sorted(flat)}")
+                raise DatasetError(
+                    f"{label}: episode {ep.id} has no step info {key!r}; info keys are {sorted(flat)}"
+                )
             for k, v in matches.items():
                 # infos hold T+1 entries (the reset info first): transition i comes with info i+1.
                 infos.setdefault(k, []).append(v[1:] if v.shape[0] == t + 1 else v)
@@ -202,11 +208,15 @@ def _load_hdf5_file(path: Path) -> Dataset:
                     f"{list(_D4RL_REQUIRED)}, optionally 'timeouts' and 'next_observations'"
                 )
             raw = {k: f[k][()] for k in (*_D4RL_REQUIRED, "timeouts", "next_observations") if k in f}
-            file_meta = {
-                k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
-                for k, v in f["metadata"].items()
-                if isinstance(v, h5py.Dataset) and v.shape == ()
-            } if isinstance(f.get("metadata"), h5py.Group) else {}
+            file_meta = (
+                {
+                    k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
+                    for k, v in f["metadata"].items()
+                    if isinstance(v, h5py.Dataset) and v.shape == ()
+                }
+                if isinstance(f.get("metadata"), h5py.Group)
+                else {}
+            )
     except DatasetError:
         raise
     except _READ_ERRORS as exc:

@@ -55,7 +55,9 @@ def load_sb3_model(path: str | os.PathLike[str], device: str = "cpu") -> Any:
         cls = getattr(pkg, name)
         if isinstance(cls, type) and cls.__module__.startswith(f"{package}.{algo}.") and hasattr(cls, "load"):
             return cls.load(path, device=device)
-    raise ConfigError(f"cannot find the algorithm of {path}: no class of module {package}.{algo} in {package}")
+    raise ConfigError(
+        f"cannot find the algorithm of {path}: no class of module {package}.{algo} in {package}"
+    )
 
 
 def resolve_policy(policy: Any, *, deterministic: bool = True, device: str = "cpu") -> Policy:
@@ -192,14 +194,30 @@ def record_dataset(
                 infos=_select_infos(step_infos, info_keys),
             )
         )
-    _write(dataset_id, buffers, env, perturbation=perturbation, ref_min_score=ref_min_score,
-           ref_max_score=ref_max_score, algorithm_name=algorithm_name or type(policy).__name__,
-           description=description or "recorded with rlrobust.data.record_dataset")
+    _write(
+        dataset_id,
+        buffers,
+        env,
+        perturbation=perturbation,
+        ref_min_score=ref_min_score,
+        ref_max_score=ref_max_score,
+        algorithm_name=algorithm_name or type(policy).__name__,
+        description=description or "recorded with rlrobust.data.record_dataset",
+    )
     return load_dataset(dataset_id)
 
 
-def _write(dataset_id: str, buffers: list[Any], env: gym.Env, *, perturbation: Any, ref_min_score: float | None,
-           ref_max_score: float | None, algorithm_name: str, description: str) -> None:
+def _write(
+    dataset_id: str,
+    buffers: list[Any],
+    env: gym.Env,
+    *,
+    perturbation: Any,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
+    algorithm_name: str,
+    description: str,
+) -> None:
     """Write episode buffers as the Minari dataset ``dataset_id`` (references and perturbation in the metadata)."""
     import minari
 
@@ -207,7 +225,9 @@ def _write(dataset_id: str, buffers: list[Any], env: gym.Env, *, perturbation: A
     # A spec lets Minari recover the (nominal) env; custom unregistered envs have none.
     env_kwargs = {"env": spec, "eval_env": spec} if spec is not None else {}
     with warnings.catch_warnings():  # Minari's reminders about authors, permalinks and missing specs
-        warnings.filterwarnings("ignore", message=r".*(is set to None|env_spec is None)", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r".*(is set to None|env_spec is None)", category=UserWarning
+        )
         minari.create_dataset_from_buffers(
             dataset_id,
             buffers,
@@ -256,7 +276,9 @@ def write_transitions(
 
     missing = {"observations", "actions", "rewards", "next_observations", "dones"} - set(transitions)
     if missing:
-        raise DatasetError(f"write_transitions needs {sorted(missing)} among the transitions; got {sorted(transitions)}")
+        raise DatasetError(
+            f"write_transitions needs {sorted(missing)} among the transitions; got {sorted(transitions)}"
+        )
     obs, nxt = np.asarray(transitions["observations"]), np.asarray(transitions["next_observations"])
     dones = np.asarray(transitions["dones"]).reshape(-1) > 0.5
     n = len(obs)
@@ -264,25 +286,46 @@ def write_transitions(
         raise DatasetError("write_transitions got no transitions")
     if (minari_root() / dataset_id).exists():
         if not overwrite:
-            raise DatasetError(f"Minari dataset {dataset_id!r} already exists in {minari_root()}; pass overwrite=True")
+            raise DatasetError(
+                f"Minari dataset {dataset_id!r} already exists in {minari_root()}; pass overwrite=True"
+            )
         import minari
 
         minari.delete_dataset(dataset_id)
     continues = np.zeros(n, dtype=bool)
     continues[:-1] = ~dones[:-1] & np.all(nxt[:-1] == obs[1:], axis=tuple(range(1, obs.ndim)))
     ends = np.flatnonzero(~continues)
-    actions = np.asarray(transitions["actions"]).astype(env.action_space.dtype).reshape(n, *env.action_space.shape)
+    actions = (
+        np.asarray(transitions["actions"]).astype(env.action_space.dtype).reshape(n, *env.action_space.shape)
+    )
     rewards = np.asarray(transitions["rewards"], dtype=np.float64).reshape(-1)
     buffers, start = [], 0
     for k, end in enumerate(ends):
         rows = slice(start, end + 1)
-        buffers.append(EpisodeBuffer(
-            id=k, observations=np.concatenate([obs[rows], nxt[end:end + 1]]).astype(env.observation_space.dtype),
-            actions=actions[rows], rewards=rewards[rows].tolist(), terminations=dones[rows].tolist(),
-            truncations=[False] * (end - start) + [not dones[end]], infos={}))
+        buffers.append(
+            EpisodeBuffer(
+                id=k,
+                observations=np.concatenate([obs[rows], nxt[end : end + 1]]).astype(
+                    env.observation_space.dtype
+                ),
+                actions=actions[rows],
+                rewards=rewards[rows].tolist(),
+                terminations=dones[rows].tolist(),
+                truncations=[False] * (end - start) + [not dones[end]],
+                infos={},
+            )
+        )
         start = end + 1
-    _write(dataset_id, buffers, env, perturbation=None, ref_min_score=ref_min_score, ref_max_score=ref_max_score,
-           algorithm_name=algorithm_name, description=description)
+    _write(
+        dataset_id,
+        buffers,
+        env,
+        perturbation=None,
+        ref_min_score=ref_min_score,
+        ref_max_score=ref_max_score,
+        algorithm_name=algorithm_name,
+        description=description,
+    )
     return load_dataset(dataset_id)
 
 
@@ -309,7 +352,8 @@ def _select_infos(step_infos: list[dict[str, Any]], info_keys: tuple[str, ...] |
     reset, steps = step_infos[0], step_infos[1:]
     if info_keys is None:
         keys = [
-            k for k, v in steps[0].items()
+            k
+            for k, v in steps[0].items()
             if _numeric(v) and all(k in s and _structure(s[k]) == _structure(v) for s in steps)
         ]
     else:

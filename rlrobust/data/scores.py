@@ -96,13 +96,19 @@ def normalized_score(
         key = env_id or meta.get("dataset_id") or ""
         for candidate in (key, _task_key(key)):
             if candidate in table:
-                ref, source = (float(table[candidate][0]), float(table[candidate][1])), f"table[{candidate!r}]"
+                ref, source = (
+                    (float(table[candidate][0]), float(table[candidate][1])),
+                    f"table[{candidate!r}]",
+                )
                 break
     if ref is None:
-        return NormalizedScore(float(values.mean()), float(values.mean()), tuple(values.tolist()), None, None,
-                               source, False)
+        return NormalizedScore(
+            float(values.mean()), float(values.mean()), tuple(values.tolist()), None, None, source, False
+        )
     lo, hi = ref
     if hi == lo:
         raise ValueError(f"reference scores must differ, got R_min = R_max = {lo} (from {source})")
     scores = 100.0 * (values - lo) / (hi - lo)
-    return NormalizedScore(float(scores.mean()), float(values.mean()), tuple(scores.tolist()), lo, hi, source, True)
+    return NormalizedScore(
+        float(scores.mean()), float(values.mean()), tuple(scores.tolist()), lo, hi, source, True
+    )

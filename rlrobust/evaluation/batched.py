@@ -80,8 +80,12 @@ def evaluate_batched(
     act = as_batched_policy(policy)
     worlds = len(points) * episodes
     env = WarpVectorEnv(
-        suite.env_id, worlds, params=[p for p in points for _ in range(episodes)], bounds=suite.bounds,
-        device=device, **dict(env_kwargs or {}),
+        suite.env_id,
+        worlds,
+        params=[p for p in points for _ in range(episodes)],
+        bounds=suite.bounds,
+        device=device,
+        **dict(env_kwargs or {}),
     )
     try:
         obs, _ = env.reset(seed=[int(s) for _ in points for s in seeds])

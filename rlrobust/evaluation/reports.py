@@ -88,15 +88,26 @@ class SuiteResult:
         """Headline numbers, all floats (``worst``, ``mean``, ``cvar``, ``cvar_alpha``, ``points``,
         ``episodes``), ready for a metrics log."""
         return {
-            "worst": self.worst, "mean": self.mean, "cvar": self.cvar, "cvar_alpha": float(self.cvar_alpha),
-            "points": float(len(self.points)), "episodes": float(self.returns.shape[1]),
+            "worst": self.worst,
+            "mean": self.mean,
+            "cvar": self.cvar,
+            "cvar_alpha": float(self.cvar_alpha),
+            "points": float(len(self.points)),
+            "episodes": float(self.returns.shape[1]),
         }
 
     def rows(self) -> list[dict[str, float]]:
         """One row per point: the parameters, ``mean``, ``std``, ``min``, ``max``, ``episodes``, ``mean_length``."""
         return [
-            {**point, "mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max()),
-             "episodes": int(r.size), "mean_length": float(n.mean())}
+            {
+                **point,
+                "mean": float(r.mean()),
+                "std": float(r.std()),
+                "min": float(r.min()),
+                "max": float(r.max()),
+                "episodes": int(r.size),
+                "mean_length": float(n.mean()),
+            }
             for point, r, n in zip(self.points, self.returns, self.lengths)
         ]
 
@@ -166,11 +177,16 @@ def read_json(path: str | Path) -> SuiteResult:
     doc = json.loads(Path(path).read_text())
     names = tuple(doc["names"])
     return SuiteResult(
-        suite=doc["suite"], env_id=doc["env_id"], names=names,
+        suite=doc["suite"],
+        env_id=doc["env_id"],
+        names=names,
         points=[{n: float(row[n]) for n in names} for row in doc["rows"]],
-        returns=np.asarray(doc["returns"], dtype=np.float64), lengths=np.asarray(doc["lengths"], dtype=np.int64),
-        seed=int(doc["seed"]), cvar_alpha=float(doc["summary"]["cvar_alpha"]),
-        grid_shape=None if doc["grid_shape"] is None else tuple(doc["grid_shape"]), settings=dict(doc["settings"]),
+        returns=np.asarray(doc["returns"], dtype=np.float64),
+        lengths=np.asarray(doc["lengths"], dtype=np.int64),
+        seed=int(doc["seed"]),
+        cvar_alpha=float(doc["summary"]["cvar_alpha"]),
+        grid_shape=None if doc["grid_shape"] is None else tuple(doc["grid_shape"]),
+        settings=dict(doc["settings"]),
     )
 
 
@@ -236,8 +252,16 @@ def _figure(result: SuiteResult) -> Any:
         ax.set_xticks(x1, [f"{v:.3g}" for v in x1])
         ax.set_yticks(x0, [f"{v:.3g}" for v in x0])
         if names[0] in nominal and names[1] in nominal:
-            ax.plot(nominal[names[1]], nominal[names[0]], marker="*", markersize=14, color="white",
-                    markeredgecolor="black", linestyle="none", label="nominal")
+            ax.plot(
+                nominal[names[1]],
+                nominal[names[0]],
+                marker="*",
+                markersize=14,
+                color="white",
+                markeredgecolor="black",
+                linestyle="none",
+                label="nominal",
+            )
             ax.legend(loc="upper right", fontsize=8)
         ax.set_xlabel(names[1])
         ax.set_ylabel(names[0])
@@ -304,8 +328,9 @@ def format_table(result: SuiteResult) -> str:
     return "\n".join(lines)
 
 
-def format_report(result: SuiteResult, nominal_return: float | None = None,
-                  plot_path: str | Path | None = None) -> str:
+def format_report(
+    result: SuiteResult, nominal_return: float | None = None, plot_path: str | Path | None = None
+) -> str:
     """A short robustness report: what the suite varies, the nominal return next to the worst
     case, CVaR and mean over the suite, and where the plot is."""
     from rlrobust.envs.suites import get_suite

@@ -104,9 +104,15 @@ def bootstrap_ci(
     if resamples < 1:
         raise ConfigError(f"resamples must be positive, got {resamples}")
     matrix = _score_matrix(scores)
-    result = _scipy_stats().bootstrap(tuple(matrix.T), STATISTICS[statistic], n_resamples=resamples,
-                             confidence_level=confidence, method="percentile", vectorized=True,
-                             rng=np.random.default_rng(seed))
+    result = _scipy_stats().bootstrap(
+        tuple(matrix.T),
+        STATISTICS[statistic],
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -140,8 +146,10 @@ class RunSummary:
 
     def __str__(self) -> str:
         pct = f"{self.confidence:.0%}"
-        return (f"IQM {self.iqm:.4g} [{self.iqm_ci[0]:.4g}, {self.iqm_ci[1]:.4g}] ({pct} CI), "
-                f"mean {self.mean:.4g} ± {self.std:.4g}, {self.runs} runs x {self.tasks} tasks")
+        return (
+            f"IQM {self.iqm:.4g} [{self.iqm_ci[0]:.4g}, {self.iqm_ci[1]:.4g}] ({pct} CI), "
+            f"mean {self.mean:.4g} ± {self.std:.4g}, {self.runs} runs x {self.tasks} tasks"
+        )
 
 
 def summarize_runs(
@@ -162,9 +170,14 @@ def summarize_runs(
     matrix = _score_matrix(scores)
     options = {"confidence": confidence, "resamples": resamples, "seed": seed}
     return RunSummary(
-        runs=matrix.shape[0], tasks=matrix.shape[1], mean=float(matrix.mean()), std=float(matrix.std(ddof=1)),
-        iqm=iqm(matrix), iqm_ci=bootstrap_ci(matrix, "iqm", **options),
-        mean_ci=bootstrap_ci(matrix, "mean", **options), confidence=confidence,
+        runs=matrix.shape[0],
+        tasks=matrix.shape[1],
+        mean=float(matrix.mean()),
+        std=float(matrix.std(ddof=1)),
+        iqm=iqm(matrix),
+        iqm_ci=bootstrap_ci(matrix, "iqm", **options),
+        mean_ci=bootstrap_ci(matrix, "mean", **options),
+        confidence=confidence,
     )
 
 
@@ -190,8 +203,10 @@ def summarize_suite_results(
     if len(suites) > 1:
         raise ConfigError(f"results of several suites {suites}; summarize one suite at a time")
     options = {"confidence": confidence, "resamples": resamples, "seed": seed}
-    return {metric: summarize_runs([getattr(r, metric) for r in results], **options)
-            for metric in ("worst", "mean", "cvar")}
+    return {
+        metric: summarize_runs([getattr(r, metric) for r in results], **options)
+        for metric in ("worst", "mean", "cvar")
+    }
 
 
 def write_suite_summary(
@@ -226,17 +241,30 @@ def write_suite_summary(
         raise ConfigError(f"{len(labels)} names for {len(results)} results; give one name per result")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"suite": results[0].suite, "runs": {n: r.summary() for n, r in zip(labels, results)},
-           "over_runs": {metric: s.to_dict() for metric, s in summaries.items()}}
-    paths = {"json": out / "summary_over_runs.json", "markdown": out / "summary_over_runs.md",
-             "profile": out / "profile_over_runs.png"}
+    doc = {
+        "suite": results[0].suite,
+        "runs": {n: r.summary() for n, r in zip(labels, results)},
+        "over_runs": {metric: s.to_dict() for metric, s in summaries.items()},
+    }
+    paths = {
+        "json": out / "summary_over_runs.json",
+        "markdown": out / "summary_over_runs.md",
+        "profile": out / "profile_over_runs.png",
+    }
     paths["json"].write_text(json.dumps(doc, indent=1))
     paths["markdown"].write_text(
         f"{results[0].suite}: worst case, mean and CVaR return over {len(results)} runs\n\n"
-        + format_summaries(summaries) + "\n")
-    plot_performance_profiles({f"{results[0].suite} points": np.stack([r.point_means for r in results])},
-                              paths["profile"], xlabel="mean return at a suite point",
-                              confidence=confidence, resamples=resamples, seed=seed)
+        + format_summaries(summaries)
+        + "\n"
+    )
+    plot_performance_profiles(
+        {f"{results[0].suite} points": np.stack([r.point_means for r in results])},
+        paths["profile"],
+        xlabel="mean return at a suite point",
+        confidence=confidence,
+        resamples=resamples,
+        seed=seed,
+    )
     return paths
 
 
@@ -263,9 +291,15 @@ def performance_profile(
         return (pooled[None] > thresholds.reshape(-1, *([1] * pooled.ndim))).mean(axis=-1)
 
     point = fraction_above(*matrix.T[:, None, :])[:, 0]
-    result = _scipy_stats().bootstrap(tuple(matrix.T), fraction_above, n_resamples=resamples,
-                             confidence_level=confidence, method="percentile", vectorized=True,
-                             rng=np.random.default_rng(seed))
+    result = _scipy_stats().bootstrap(
+        tuple(matrix.T),
+        fraction_above,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
     return point, np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
@@ -314,7 +348,9 @@ def plot_performance_profiles(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, matrix in matrices.items():
-        frac, low, high = performance_profile(matrix, taus, confidence=confidence, resamples=resamples, seed=seed)
+        frac, low, high = performance_profile(
+            matrix, taus, confidence=confidence, resamples=resamples, seed=seed
+        )
         (line,) = ax.plot(taus, frac, label=f"{name} ({matrix.shape[0]} runs)")
         ax.fill_between(taus, low, high, alpha=0.2, color=line.get_color())
     ax.set_xlabel(xlabel)

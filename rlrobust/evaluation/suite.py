@@ -50,8 +50,9 @@ from rlrobust.evaluation.reports import DEFAULT_CVAR_ALPHA, SuiteResult
 _WORKER: dict[str, Any] = {}  # per-process: the env and policy built once by _init_worker
 
 
-def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], seeds: list[int],
-                 max_steps: int | None) -> None:
+def _init_worker(
+    policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], seeds: list[int], max_steps: int | None
+) -> None:
     """Build this process's one env and its policy."""
     import signal
 
@@ -63,8 +64,13 @@ def _init_worker(policy_bytes: bytes, suite: Suite, env_kwargs: dict[str, Any], 
             sys.modules["torch"].set_num_threads(1)
     except Exception:  # pragma: no cover
         pass
-    _WORKER.update(env=suite.make_env(policy=policy, **env_kwargs), policy=policy, seeds=seeds, max_steps=max_steps,
-                   suite=suite)
+    _WORKER.update(
+        env=suite.make_env(policy=policy, **env_kwargs),
+        policy=policy,
+        seeds=seeds,
+        max_steps=max_steps,
+        suite=suite,
+    )
 
 
 def _run_point(task: tuple[int, dict[str, float]]) -> tuple[int, list[float], list[int]]:
@@ -75,7 +81,9 @@ def _run_point(task: tuple[int, dict[str, float]]) -> tuple[int, list[float], li
     return index, returns, lengths
 
 
-def check_policy_fits(policy: Any, suite: str | Suite, env_kwargs: dict[str, Any] | None = None) -> int | None:
+def check_policy_fits(
+    policy: Any, suite: str | Suite, env_kwargs: dict[str, Any] | None = None
+) -> int | None:
     """Refuse a policy whose spaces do not fit the suite's env, before any work starts.
 
     Builds one env of the suite, compares its spaces with those the policy records
@@ -94,13 +102,18 @@ def check_policy_fits(policy: Any, suite: str | Suite, env_kwargs: dict[str, Any
         if recorded is not None:
             problems = [
                 f"{what} space: policy {mine} vs env {theirs}"
-                for what, mine, theirs in (("observation", recorded[0], env.observation_space),
-                                           ("action", recorded[1], env.action_space))
+                for what, mine, theirs in (
+                    ("observation", recorded[0], env.observation_space),
+                    ("action", recorded[1], env.action_space),
+                )
                 if not spaces_fit(mine, theirs)
             ]
             if problems:
-                raise SpaceError(f"the policy does not fit suite {suite.id!r} ({suite.env_id}): "
-                                 + "; ".join(problems) + ". Evaluate it on a suite of its own task")
+                raise SpaceError(
+                    f"the policy does not fit suite {suite.id!r} ({suite.env_id}): "
+                    + "; ".join(problems)
+                    + ". Evaluate it on a suite of its own task"
+                )
         return episode_step_cap(env)
     finally:
         env.close()
@@ -117,8 +130,14 @@ def _progress_bar(points: int, suite_id: str, *, enabled: bool) -> Any:
     """A bar over points: tqdm shows points done and the ETA; :func:`_advance` adds episodes/s."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=points, unit="point", desc=f"evaluate {suite_id}", disable=not enabled, mininterval=1.0,
-                dynamic_ncols=True)
+    return tqdm(
+        total=points,
+        unit="point",
+        desc=f"evaluate {suite_id}",
+        disable=not enabled,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
 
 
 def _advance(bar: Any, episodes: int) -> None:
@@ -129,17 +148,31 @@ def _advance(bar: Any, episodes: int) -> None:
         bar.set_postfix_str(f"{bar.n * episodes / elapsed:.1f} episodes/s", refresh=False)
 
 
-def _run_points(tasks: list[tuple[int, dict[str, float]]], suite: Suite, fn: Any, payload: bytes | None,
-                env_kwargs: dict[str, Any], seeds: list[int], max_steps: int | None, *, workers: int,
-                progress: bool) -> list[tuple[int, list[float], list[int]]]:
+def _run_points(
+    tasks: list[tuple[int, dict[str, float]]],
+    suite: Suite,
+    fn: Any,
+    payload: bytes | None,
+    env_kwargs: dict[str, Any],
+    seeds: list[int],
+    max_steps: int | None,
+    *,
+    workers: int,
+    progress: bool,
+) -> list[tuple[int, list[float], list[int]]]:
     """Every point's episodes, in this process or in ``workers`` spawned ones, with the bar."""
     results: list[tuple[int, list[float], list[int]]] = []
     episodes = len(seeds)
     bar = _progress_bar(len(tasks), suite.id, enabled=progress)
     try:
         if workers == 1:
-            _WORKER.update(env=suite.make_env(policy=fn, **env_kwargs), policy=fn, seeds=seeds, max_steps=max_steps,
-                           suite=suite)
+            _WORKER.update(
+                env=suite.make_env(policy=fn, **env_kwargs),
+                policy=fn,
+                seeds=seeds,
+                max_steps=max_steps,
+                suite=suite,
+            )
             try:
                 for task in tasks:
                     results.append(_run_point(task))
@@ -150,14 +183,18 @@ def _run_points(tasks: list[tuple[int, dict[str, float]]], suite: Suite, fn: Any
         else:
             ctx = mp.get_context("spawn")
             chunksize = max(1, len(tasks) // (workers * 4))
-            with ctx.Pool(workers, initializer=_init_worker,
-                          initargs=(payload, suite, env_kwargs, seeds, max_steps)) as pool:
+            with ctx.Pool(
+                workers, initializer=_init_worker, initargs=(payload, suite, env_kwargs, seeds, max_steps)
+            ) as pool:
                 for result in pool.imap_unordered(_run_point, tasks, chunksize=chunksize):
                     results.append(result)
                     _advance(bar, episodes)
     except KeyboardInterrupt:  # leaving the pool's with-block has terminated the workers
-        bar.write(f"evaluation on {suite.id} interrupted after {len(results)}/{len(tasks)} points; "
-                  "nothing was written", file=sys.stderr)
+        bar.write(
+            f"evaluation on {suite.id} interrupted after {len(results)}/{len(tasks)} points; "
+            "nothing was written",
+            file=sys.stderr,
+        )
         raise
     finally:
         bar.close()
@@ -223,7 +260,9 @@ def evaluate(
     env_kwargs = dict(env_kwargs or {})
     max_steps = check_policy_fits(fn, suite, env_kwargs)
     seeds = spawn_seeds(seed, episodes)  # common random numbers across points
-    workers = min(os.cpu_count() or 1, len(points)) if workers is None else max(1, min(int(workers), len(points)))
+    workers = (
+        min(os.cpu_count() or 1, len(points)) if workers is None else max(1, min(int(workers), len(points)))
+    )
     if backend == "warp":
         workers = 1  # one batched simulation in this process
 
@@ -241,14 +280,37 @@ def evaluate(
     if backend == "warp":  # one batched simulation in this process
         returns, lengths = evaluate_batched(fn, suite, points, seeds, env_kwargs=env_kwargs, device=device)
     else:
-        results = _run_points(list(enumerate(points)), suite, fn, payload, env_kwargs, seeds, max_steps,
-                              workers=workers, progress=progress)
+        results = _run_points(
+            list(enumerate(points)),
+            suite,
+            fn,
+            payload,
+            env_kwargs,
+            seeds,
+            max_steps,
+            workers=workers,
+            progress=progress,
+        )
         for index, rets, lens in results:
             returns[index], lengths[index] = rets, lens
 
     return SuiteResult(
-        suite=suite.id, env_id=suite.env_id, names=suite.names, points=points, returns=returns, lengths=lengths,
-        seed=seed, cvar_alpha=cvar_alpha, grid_shape=grid_shape,
-        settings={"episodes": episodes, "points_per_dim": points_per_dim, "samples": samples, "workers": workers,
-                  "env_kwargs": env_kwargs, "backend": backend, "bounds": {k: list(v) for k, v in suite.bounds.items()}},
+        suite=suite.id,
+        env_id=suite.env_id,
+        names=suite.names,
+        points=points,
+        returns=returns,
+        lengths=lengths,
+        seed=seed,
+        cvar_alpha=cvar_alpha,
+        grid_shape=grid_shape,
+        settings={
+            "episodes": episodes,
+            "points_per_dim": points_per_dim,
+            "samples": samples,
+            "workers": workers,
+            "env_kwargs": env_kwargs,
+            "backend": backend,
+            "bounds": {k: list(v) for k, v in suite.bounds.items()},
+        },
     )

@@ -32,7 +32,9 @@ def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no Stable-Baselines3 model at {str(path)!r} (expected a .zip saved by model.save)")
+        raise CheckpointError(
+            f"no Stable-Baselines3 model at {str(path)!r} (expected a .zip saved by model.save)"
+        )
     try:
         data, params, _ = load_from_zip_file(path, device=device)
         policy_class = data["policy_class"]

@@ -62,7 +62,9 @@ class GymnasiumVecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         if indices is not None:
-            raise NotImplementedError("GymnasiumVecEnv.set_attr sets every sub-env; indices are not supported")
+            raise NotImplementedError(
+                "GymnasiumVecEnv.set_attr sets every sub-env; indices are not supported"
+            )
         self.venv.set_attr(attr_name, value)
 
     def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:

@@ -41,7 +41,9 @@ def check_model(P: Any, R: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if P.ndim != 3 or P.shape[0] != P.shape[2]:
         raise ModelError(f"P must have shape (S, A, S), got {P.shape}")
     if R.shape != P.shape[:2]:
-        raise ModelError(f"R must have shape (S, A) = {P.shape[:2]} to match P of shape {P.shape}, got {R.shape}")
+        raise ModelError(
+            f"R must have shape (S, A) = {P.shape[:2]} to match P of shape {P.shape}, got {R.shape}"
+        )
     if not np.all(np.isfinite(R)):
         raise ModelError("R must be finite")
     P = check_distribution(P, "P(·|s, a)")
@@ -56,8 +58,9 @@ def _check_set(kernel_set: Any) -> KernelSet:
     return kernel_set
 
 
-def robust_bellman_q(P: torch.Tensor, R: torch.Tensor, kernel_set: KernelSet, v: torch.Tensor,
-                     scale: float = 1.0) -> torch.Tensor:
+def robust_bellman_q(
+    P: torch.Tensor, R: torch.Tensor, kernel_set: KernelSet, v: torch.Tensor, scale: float = 1.0
+) -> torch.Tensor:
     """``Q(s, a) = R(s, a) + scale · σ(P(·|s, a), v)`` for all pairs; float64 ``(S, A)``.
 
     No validation (hot loop of the solvers); see :func:`check_model`.
@@ -174,7 +177,9 @@ def robust_finite_horizon(
         if pi.shape == (S, A):
             pi = pi.expand(horizon, S, A)
         if pi.shape != (horizon, S, A):
-            raise ModelError(f"policy must have shape (H, S, A) = {(horizon, S, A)} or (S, A), got {tuple(pi.shape)}")
+            raise ModelError(
+                f"policy must have shape (H, S, A) = {(horizon, S, A)} or (S, A), got {tuple(pi.shape)}"
+            )
         check_distribution(pi.numpy(), "policy(·|s)")
     values = torch.zeros(horizon + 1, S, dtype=torch.float64)
     qs = torch.zeros(horizon, S, A, dtype=torch.float64)

@@ -39,7 +39,9 @@ def _check(kernels: np.ndarray, R: np.ndarray, gamma: float) -> tuple[np.ndarray
     if kernels.ndim == 3:
         kernels = kernels[None]
     if kernels.ndim != 4 or kernels.shape[1] != kernels.shape[3] or R.shape != kernels.shape[1:3]:
-        raise ValueError(f"need kernels (K, S, A, S) or (S, A, S) and R (S, A), got {kernels.shape} and {R.shape}")
+        raise ValueError(
+            f"need kernels (K, S, A, S) or (S, A, S) and R (S, A), got {kernels.shape} and {R.shape}"
+        )
     if not np.allclose(kernels.sum(-1), 1.0, atol=1e-8) or (kernels < 0).any():
         raise ValueError("every kernel row P(·|s, a) must be a probability distribution")
     if not 0.0 <= gamma < 1.0:
@@ -47,14 +49,16 @@ def _check(kernels: np.ndarray, R: np.ndarray, gamma: float) -> tuple[np.ndarray
     return kernels, R
 
 
-def value_iteration(P: np.ndarray, R: np.ndarray, gamma: float, *, tol: float = 1e-8,
-                    max_iter: int = 100_000) -> np.ndarray:
+def value_iteration(
+    P: np.ndarray, R: np.ndarray, gamma: float, *, tol: float = 1e-8, max_iter: int = 100_000
+) -> np.ndarray:
     """Optimal ``Q*`` ``(S, A)`` of one MDP ``P (S, A, S)``, ``R (S, A)``, to sup-norm ``tol``."""
     return finite_set_robust_value_iteration(P, R, gamma, tol=tol, max_iter=max_iter)[1]
 
 
-def finite_set_robust_value_iteration(kernels: np.ndarray, R: np.ndarray, gamma: float, *, tol: float = 1e-8,
-                                      max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+def finite_set_robust_value_iteration(
+    kernels: np.ndarray, R: np.ndarray, gamma: float, *, tol: float = 1e-8, max_iter: int = 100_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Robust VI over the sa-rectangular hull of ``K`` kernels: ``Q(s,a) = R + γ min_k P_k(·|s,a)·V``.
 
     Args:
@@ -111,8 +115,17 @@ class TabularIWOCSResult:
     stopped: bool = False
 
 
-def tabular_iwocs(kernels: np.ndarray, R: np.ndarray, gamma: float, s0: int, *, initial: int = 0,
-                  epsilon: float = 1e-6, max_iterations: int | None = None, tol: float = 1e-8) -> TabularIWOCSResult:
+def tabular_iwocs(
+    kernels: np.ndarray,
+    R: np.ndarray,
+    gamma: float,
+    s0: int,
+    *,
+    initial: int = 0,
+    epsilon: float = 1e-6,
+    max_iterations: int | None = None,
+    tol: float = 1e-8,
+) -> TabularIWOCSResult:
     """IWOCS (Algorithm 1) on a finite kernel set; see the module docstring.
 
     Args:
@@ -195,7 +208,9 @@ def windy_walk(alpha: float) -> tuple[np.ndarray, np.ndarray, int]:
     return P, R, index(*WINDY_START)
 
 
-def windy_walk_set(n_alpha: int = 25, max_alpha: float = 0.5) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+def windy_walk_set(
+    n_alpha: int = 25, max_alpha: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """The paper's finite set: ``n_alpha`` wind levels evenly spaced in ``[0, max_alpha]``.
 
     Returns:

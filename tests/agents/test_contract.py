@@ -88,8 +88,11 @@ def test_a4_one_update_cycle_moves_every_trainable_parameter(name):
         if p.requires_grad
     }
     run_updates(agent, name, cycle)
-    after = {f"{net}.{pname}": p for net, module in agent.networks().items()
-             for pname, p in module.named_parameters()}
+    after = {
+        f"{net}.{pname}": p
+        for net, module in agent.networks().items()
+        for pname, p in module.named_parameters()
+    }
     unchanged = [k for k, v in trainable.items() if torch.equal(v, after[k])]
     assert not unchanged, f"parameters not updated in one cycle: {unchanged}"
 
@@ -113,7 +116,9 @@ def test_a6_save_load_round_trip_is_exact(name):
     fresh.load_state_dict(agent.state_dict())
     assert_states_equal(agent.state_dict(), fresh.state_dict())
     obs = observations(name)
-    np.testing.assert_allclose(agent.act(obs, deterministic=True), fresh.act(obs, deterministic=True), atol=1e-6)
+    np.testing.assert_allclose(
+        agent.act(obs, deterministic=True), fresh.act(obs, deterministic=True), atol=1e-6
+    )
     # The resumed copy continues exactly like the original (RNG states and optimizers included).
     run_updates(agent, name, 10, seed=500)
     run_updates(fresh, name, 10, seed=500)
@@ -132,13 +137,16 @@ def test_a7_checkpoint_loads_in_a_new_process(name, tmp_path):
         torch.set_num_threads(1)
         from rlrobust.core.checkpoint import load_agent
         agent = load_agent({str(path)!r})
-        obs = np.load({str(tmp_path / 'obs.npy')!r}, allow_pickle=True)
+        obs = np.load({str(tmp_path / "obs.npy")!r}, allow_pickle=True)
         print(json.dumps(np.asarray(agent.act(obs, deterministic=True), dtype=float).tolist()))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    np.testing.assert_allclose(np.asarray(json.loads(out.stdout.strip().splitlines()[-1])),
-                               agent.act(obs, deterministic=True).astype(float), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(json.loads(out.stdout.strip().splitlines()[-1])),
+        agent.act(obs, deterministic=True).astype(float),
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("name", AGENTS)
@@ -155,9 +163,13 @@ def test_a8_bad_state_dict_raises_listing_keys_and_leaves_agent_unchanged(name):
     with pytest.raises(CheckpointError) as info:
         agent.load_state_dict(broken)
     assert param_name in str(info.value) and "not_a_parameter" in str(info.value)
-    wrong_shape = {**state, "networks": {**state["networks"],
-                                         net_name: {**state["networks"][net_name],
-                                                    param_name: torch.zeros(*tensor.shape, 3)}}}
+    wrong_shape = {
+        **state,
+        "networks": {
+            **state["networks"],
+            net_name: {**state["networks"][net_name], param_name: torch.zeros(*tensor.shape, 3)},
+        },
+    }
     with pytest.raises(CheckpointError, match="shape"):
         agent.load_state_dict(wrong_shape)
     assert_states_equal(original, agent.state_dict())

@@ -17,13 +17,17 @@ from rlrobust.data import Dataset
 OBS = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
 A_STAR = 0.4
-SMALL = dict(net_arch=[64, 64], score_width=64, score_blocks=2, cond_arch=[64, 64], time_dim=32, num_samples=32)
+SMALL = dict(
+    net_arch=[64, 64], score_width=64, score_blocks=2, cond_arch=[64, 64], time_dim=32, num_samples=32
+)
 
 
 def test_vp_schedule_t5_matches_card():
     betas = vp_beta_schedule(5)
     np.testing.assert_allclose(betas, [0.19587, 0.45882, 0.63578, 0.75488, 0.83503], atol=1e-5)
-    np.testing.assert_allclose(torch.cumprod(1 - betas, 0), [0.80413, 0.43518, 0.15850, 0.03885, 0.00641], atol=1e-5)
+    np.testing.assert_allclose(
+        torch.cumprod(1 - betas, 0), [0.80413, 0.43518, 0.15850, 0.03885, 0.00641], atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0, 3.0])
@@ -35,7 +39,9 @@ def test_final_ddpm_step_maps_any_x_to_point_mass(temperature):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 2, generator=gen, dtype=torch.float64) * 5
     eps = (x - alpha_bars[0].sqrt() * a0) / (1 - alpha_bars[0]).sqrt()
-    np.testing.assert_allclose(ddpm_step(x, eps, 0, betas, alpha_bars, None, temperature), a0.expand(64, 2), atol=1e-12)
+    np.testing.assert_allclose(
+        ddpm_step(x, eps, 0, betas, alpha_bars, None, temperature), a0.expand(64, 2), atol=1e-12
+    )
     # Whole chain from pure noise, noise injected at t > 0: still exactly a0 at the end.
     for t in reversed(range(5)):
         eps = (x - alpha_bars[t].sqrt() * a0) / (1 - alpha_bars[t]).sqrt()
@@ -69,7 +75,7 @@ class TwoCritics(nn.Module):
 
     def forward(self, sa):
         a = sa[:, -1]
-        return torch.stack([-(a - 0.3) ** 2, -(a - 0.5) ** 2 - 0.01]).unsqueeze(-1)  # (K, B, 1)
+        return torch.stack([-((a - 0.3) ** 2), -((a - 0.5) ** 2) - 0.01]).unsqueeze(-1)  # (K, B, 1)
 
 
 def test_selection_takes_largest_min_q(monkeypatch):
@@ -78,7 +84,7 @@ def test_selection_takes_largest_min_q(monkeypatch):
     monkeypatch.setattr(agent, "sample_actions", lambda obs, noise: cands.repeat(obs.shape[0] // 32, 1))
     agent.critic_target = TwoCritics()
     c = cands[:, 0].numpy()
-    expected = c[np.argmax(np.minimum(-(c - 0.3) ** 2, -(c - 0.5) ** 2 - 0.01))]
+    expected = c[np.argmax(np.minimum(-((c - 0.3) ** 2), -((c - 0.5) ** 2) - 0.01))]
     out = agent.act(np.zeros((4, 3), np.float32))
     np.testing.assert_allclose(out, np.full((4, 1), expected), rtol=1e-6)
 
@@ -95,17 +101,33 @@ def test_c3_one_step_offline_problem():
     """Half the actions near a* = 0.4, half poor in [−1, −0.5], reward −(a − a*)²."""
     rng = np.random.default_rng(0)
     n = 2000
-    acts = np.concatenate([np.clip(A_STAR + 0.05 * rng.normal(size=n // 2), -1, 1),
-                           rng.uniform(-1.0, -0.5, size=n // 2)]).astype(np.float32)[:, None]
+    acts = np.concatenate(
+        [np.clip(A_STAR + 0.05 * rng.normal(size=n // 2), -1, 1), rng.uniform(-1.0, -0.5, size=n // 2)]
+    ).astype(np.float32)[:, None]
     obs = rng.normal(size=(n, 3)).astype(np.float32)
-    ds = Dataset(obs, acts, (-(acts[:, 0] - A_STAR) ** 2).astype(np.float32), obs, np.ones(n, bool), np.zeros(n, bool))
-    agent = rlrobust.make_agent("idql", OBS, ACT, seed=0, learning_rate=1e-3, actor_learning_rate=1e-3,
-                                ema_rate=0.01, **SMALL)
+    ds = Dataset(
+        obs,
+        acts,
+        (-((acts[:, 0] - A_STAR) ** 2)).astype(np.float32),
+        obs,
+        np.ones(n, bool),
+        np.zeros(n, bool),
+    )
+    agent = rlrobust.make_agent(
+        "idql", OBS, ACT, seed=0, learning_rate=1e-3, actor_learning_rate=1e-3, ema_rate=0.01, **SMALL
+    )
     for _ in range(500):
         i = rng.integers(0, n, 256)
-        agent.update(TransitionBatch(
-            torch.as_tensor(ds.observations[i]), torch.as_tensor(ds.actions[i]), torch.as_tensor(ds.rewards[i]),
-            torch.as_tensor(ds.next_observations[i]), torch.ones(256), torch.full((256,), 0.99)))
+        agent.update(
+            TransitionBatch(
+                torch.as_tensor(ds.observations[i]),
+                torch.as_tensor(ds.actions[i]),
+                torch.as_tensor(ds.rewards[i]),
+                torch.as_tensor(ds.next_observations[i]),
+                torch.ones(256),
+                torch.full((256,), 0.99),
+            )
+        )
     actions = agent.act(np.random.default_rng(1).normal(size=(200, 3)).astype(np.float32), deterministic=True)
     assert abs(actions.mean() - A_STAR) < 0.15
 
@@ -123,13 +145,27 @@ def test_diagnostics_reach_tensorboard_without_moving_the_training_rng(tmp_path)
     finals = []
     for log_interval in (2, 1000):
         run = tmp_path / f"log{log_interval}"
-        result = rlrobust.train("idql", "Pendulum-v1", total_steps=4, dataset=data, run_dir=run,
-                                log_interval=log_interval, final_eval_episodes=0, progress=False, agent_kwargs=small)
+        result = rlrobust.train(
+            "idql",
+            "Pendulum-v1",
+            total_steps=4,
+            dataset=data,
+            run_dir=run,
+            log_interval=log_interval,
+            final_eval_episodes=0,
+            progress=False,
+            agent_kwargs=small,
+        )
         finals.append(torch.cat([p.flatten() for p in result.agent.score.parameters()]))
     acc = EventAccumulator(str(tmp_path / "log2" / "tb"))
     acc.Reload()
-    names = {"train/actions/selected_std", "train/actions/candidate_std", "train/q/selected", "train/q/mean",
-             "train/v/mean"}
+    names = {
+        "train/actions/selected_std",
+        "train/actions/candidate_std",
+        "train/q/selected",
+        "train/q/mean",
+        "train/v/mean",
+    }
     assert names <= set(acc.Tags()["scalars"])
     rows = [r for r in read_metrics(tmp_path / "log2") if "train/actions/selected_std" in r]
     assert [r["step"] for r in rows] == [2, 4] and all(r["train/actions/selected_std"] >= 0 for r in rows)

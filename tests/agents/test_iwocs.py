@@ -324,14 +324,18 @@ def test_short_training_run_switches_env_params_and_resumes(tmp_path):
             trainer.run()
         return trainer, None
 
-    trainer, _ = run(interrupt_at=120)  # DR warm-up 20 + 60 updates, search, learner 1 (20 warm-up + 20 updates)
+    trainer, _ = run(
+        interrupt_at=120
+    )  # DR warm-up 20 + 60 updates, search, learner 1 (20 warm-up + 20 updates)
     agent = trainer.agent
     assert len(agent.learners) == 2 and len(agent.history) == 1
     assert trainer._training_params == agent.points[0] and trainer._replay_generation == 1
     assert 0.5 <= agent.points[0]["m"] <= 2.0
     trainer, result = run()  # resumes at 120 in the middle of iteration 1 and runs past the next search
     agent = result.agent
-    assert result.metrics["steps"] == 240 and len(agent.history) >= 2  # 3 searches, or 2 if the stop rule fired
+    assert (
+        result.metrics["steps"] == 240 and len(agent.history) >= 2
+    )  # 3 searches, or 2 if the stop rule fired
     assert trainer._training_params == agent.points[-1]
     # Diagnostics: every search's worst point, its value and spread, and how the searched policy acted.
     rows = [r for r in read_metrics(tmp_path / "run") if "train/iwocs/search_iteration" in r]
@@ -344,8 +348,11 @@ def test_short_training_run_switches_env_params_and_resumes(tmp_path):
         assert row["train/iwocs/param/m"] == pytest.approx(search["point"]["m"])
         assert row["train/iwocs/search_fallback"] == pytest.approx(search["acting"]["fallback"])
     assert agent.history[0]["acting"]["default"] == 1.0  # before any worst-case learner, learner 0 acts
-    assert sum(v for k, v in agent.history[-1]["acting"].items()
-               if k.startswith("acts/") or k in ("fallback", "default")) == pytest.approx(1.0)
+    assert sum(
+        v
+        for k, v in agent.history[-1]["acting"].items()
+        if k.startswith("acts/") or k in ("fallback", "default")
+    ) == pytest.approx(1.0)
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run" / "tb").iterdir())
 
 
@@ -359,16 +366,27 @@ def test_schedule_longer_than_the_run_or_a_search_box_outside_the_suite_fails_be
 
     def trainer(name, total, **kw):
         agent = rlrobust.make_agent("iwocs", *spaces, seed=0, **{**SMALL, "learning_starts": 20, **kw})
-        return Trainer(agent, lambda: make_env("Pendulum-v1", perturbation=pert),
-                       TrainerSettings(total_steps=total, progress=False), tmp_path / name, suite="pendulum-1d")
+        return Trainer(
+            agent,
+            lambda: make_env("Pendulum-v1", perturbation=pert),
+            TrainerSettings(total_steps=total, progress=False),
+            tmp_path / name,
+            suite="pendulum-1d",
+        )
 
-    with pytest.raises(ConfigError, match=r"= 20 \+ 60 \+ 2 x 60 = 200 env steps, more than total_steps = 199"):
+    with pytest.raises(
+        ConfigError, match=r"= 20 \+ 60 \+ 2 x 60 = 200 env steps, more than total_steps = 199"
+    ):
         trainer("long", 199, dr_steps=60, steps_per_iteration=60, n_iterations=2).run()
     with pytest.raises(ConfigError, match=r"m = \[0.2, 1.5\] .* suite 'pendulum-1d', m = \[0.5, 2.0\]"):
-        trainer("box", 200, dr_steps=60, steps_per_iteration=60, n_iterations=2,
-                search_bounds={"m": [0.2, 1.5]}).run()
+        trainer(
+            "box", 200, dr_steps=60, steps_per_iteration=60, n_iterations=2, search_bounds={"m": [0.2, 1.5]}
+        ).run()
     for name in ("long", "box"):
-        assert not (tmp_path / name / "metrics.jsonl").exists() and not (tmp_path / name / "checkpoints").exists()
+        assert (
+            not (tmp_path / name / "metrics.jsonl").exists()
+            and not (tmp_path / name / "checkpoints").exists()
+        )
     ok = rlrobust.make_agent("iwocs", *spaces, seed=0, **{**SMALL, "search_bounds": {"m": [1.0, 2.0]}})
     ok.attach(TrainingServices(evaluate=lambda p, episodes=5: 0.0, suite="pendulum-1d", total_steps=None))
     assert ok.bounds == {"m": (1.0, 2.0)}

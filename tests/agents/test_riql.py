@@ -40,8 +40,11 @@ def test_sigma_to_delta_huber():
     # σ = 0.1: x²/200 for |x| < 100, |x| − 50 beyond.
     np.testing.assert_allclose(huber_critic_loss(q, y, 0.1)[0], [25 / 200, 2500 / 200, 150 - 50], rtol=1e-6)
     # σ = 3: nearly L1, |x| − 1/18.
-    np.testing.assert_allclose(huber_critic_loss(q, torch.tensor([2.0, -3.0, 0.05]), 3.0)[0],
-                               [2 - 1 / 18, 3 - 1 / 18, 0.05**2 * 9 / 2], rtol=1e-5)
+    np.testing.assert_allclose(
+        huber_critic_loss(q, torch.tensor([2.0, -3.0, 0.05]), 3.0)[0],
+        [2 - 1 / 18, 3 - 1 / 18, 0.05**2 * 9 / 2],
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(huber_critic_loss(q, y, None)[0], y.numpy() ** 2)
     with pytest.raises(ValueError, match="q \\(K, B\\) and target \\(B,\\)"):
         huber_critic_loss(q, torch.zeros(2), 1.0)
@@ -49,7 +52,8 @@ def test_sigma_to_delta_huber():
 
 def test_weights_capped_and_target_clipped():
     assert advantage_weights(torch.tensor([10.0, 0.0, -1.0]), beta=3.0).tolist() == pytest.approx(
-        [100.0, 1.0, float(np.exp(-3.0))])
+        [100.0, 1.0, float(np.exp(-3.0))]
+    )
     agent = rlrobust.make_agent("riql", OBS, ACT, net_arch=[16], huber_sigma=None, normalize_obs=False)
     b = 8
     obs, act = torch.randn(b, 3), torch.rand(b, 1) * 2 - 1
@@ -88,25 +92,39 @@ def one_step_dataset(seed: int = 0, n: int = 2000) -> Dataset:
     poor = rng.uniform(-1.0, -0.5, size=n - n // 2)
     acts = np.concatenate([good, poor]).astype(np.float32)[:, None]
     obs = rng.normal(size=(n, 3)).astype(np.float32)
-    return Dataset(obs, acts, (-(acts[:, 0] - A_STAR) ** 2).astype(np.float32), obs.copy(), np.ones(n, bool),
-                   np.zeros(n, bool), metadata={"action_space": ACT, "corruption": []})
+    return Dataset(
+        obs,
+        acts,
+        (-((acts[:, 0] - A_STAR) ** 2)).astype(np.float32),
+        obs.copy(),
+        np.ones(n, bool),
+        np.zeros(n, bool),
+        metadata={"action_space": ACT, "corruption": []},
+    )
 
 
 def train_offline(agent, ds: Dataset, updates: int, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     for _ in range(updates):
         i = rng.integers(0, len(ds), 256)
-        agent.update(TransitionBatch(
-            torch.as_tensor(ds.observations[i]), torch.as_tensor(ds.actions[i]), torch.as_tensor(ds.rewards[i]),
-            torch.as_tensor(ds.next_observations[i]), torch.as_tensor(ds.terminals[i], dtype=torch.float32),
-            torch.full((256,), 0.99)))
+        agent.update(
+            TransitionBatch(
+                torch.as_tensor(ds.observations[i]),
+                torch.as_tensor(ds.actions[i]),
+                torch.as_tensor(ds.rewards[i]),
+                torch.as_tensor(ds.next_observations[i]),
+                torch.as_tensor(ds.terminals[i], dtype=torch.float32),
+                torch.full((256,), 0.99),
+            )
+        )
     test_obs = np.random.default_rng(99).normal(size=(200, 3)).astype(np.float32)
     return float(agent.act(test_obs, deterministic=True).mean())
 
 
 def test_c3_one_step_offline_problem():
-    agent = rlrobust.make_agent("riql", OBS, ACT, seed=0, net_arch=[64, 64], learning_rate=1e-3,
-                                normalize_reward=False)
+    agent = rlrobust.make_agent(
+        "riql", OBS, ACT, seed=0, net_arch=[64, 64], learning_rate=1e-3, normalize_reward=False
+    )
     agent.prepare(one_step_dataset())
     assert abs(train_offline(agent, one_step_dataset(), 500) - A_STAR) < 0.15
 
@@ -114,8 +132,9 @@ def test_c3_one_step_offline_problem():
 def test_c3_with_20_percent_corrupted_rewards():
     ds = corrupt(one_step_dataset(), kind="rewards", mode="random", rate=0.2, scale=1.0, seed=0)
     assert ds.extras["corrupted"].sum() == 400
-    agent = rlrobust.make_agent("riql", OBS, ACT, seed=0, net_arch=[64, 64], learning_rate=1e-3,
-                                normalize_reward=False)
+    agent = rlrobust.make_agent(
+        "riql", OBS, ACT, seed=0, net_arch=[64, 64], learning_rate=1e-3, normalize_reward=False
+    )
     agent.prepare(ds)
     assert abs(train_offline(agent, ds, 500) - A_STAR) < 0.2
 
@@ -152,12 +171,20 @@ def test_iql_switches_equal_the_plain_corl_style_loop():
     ref.load_from(agent)
     for batch in bench.synthetic_batches(3, 64):
         ours, theirs = agent.update(batch), ref.update(batch)
-        np.testing.assert_allclose([ours["loss/value"], ours["loss/critic"], ours["loss/actor"]],
-                                   [theirs["value_loss"], theirs["q_loss"], theirs["actor_loss"]], rtol=1e-5)
+        np.testing.assert_allclose(
+            [ours["loss/value"], ours["loss/critic"], ours["loss/actor"]],
+            [theirs["value_loss"], theirs["q_loss"], theirs["actor_loss"]],
+            rtol=1e-5,
+        )
     ref_twin = bench.CorlIQL(11, 3)
     ref_twin.load_from(agent)  # agent's weights after 3 updates, mapped back onto the plain nets
-    for ours, theirs in ((ref_twin.q1, ref.q1), (ref_twin.q2, ref.q2), (ref_twin.vf, ref.vf),
-                         (ref_twin.actor, ref.actor), (ref_twin.q1_target, ref.q1_target)):
+    for ours, theirs in (
+        (ref_twin.q1, ref.q1),
+        (ref_twin.q2, ref.q2),
+        (ref_twin.vf, ref.vf),
+        (ref_twin.actor, ref.actor),
+        (ref_twin.q1_target, ref.q1_target),
+    ):
         for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -172,8 +199,13 @@ def test_iql_with_beta_zero_is_behaviour_cloning_on_a_pd_dataset():
     from rlrobust.core.replay import ReplayBuffer
 
     data = record_pd_dataset()
-    agent = rlrobust.make_agent("riql", data.metadata["observation_space"], data.metadata["action_space"], seed=0,
-                                **{**IQL_BASELINE, "beta": 0.0})
+    agent = rlrobust.make_agent(
+        "riql",
+        data.metadata["observation_space"],
+        data.metadata["action_space"],
+        seed=0,
+        **{**IQL_BASELINE, "beta": 0.0},
+    )
     agent.prepare(data)
     actor = copy.deepcopy(agent.actor)
     opt = torch.optim.Adam(actor.parameters(), lr=agent.config.learning_rate)
@@ -206,15 +238,32 @@ def test_diagnostics_reach_tensorboard(tmp_path):
 
     data = record_pd_dataset()
     run = tmp_path / "riql"
-    rlrobust.train("riql", "Pendulum-v1", total_steps=4, dataset=data, run_dir=run, log_interval=2,
-                   final_eval_episodes=0, progress=False, agent_kwargs={"net_arch": [16, 16]})
-    names = {"train/actor/weight_ess", "train/actor/weight_clip_frac", "train/q/mean", "train/v/mean",
-             "train/adv/mean", "train/actor/weight_mean"}
+    rlrobust.train(
+        "riql",
+        "Pendulum-v1",
+        total_steps=4,
+        dataset=data,
+        run_dir=run,
+        log_interval=2,
+        final_eval_episodes=0,
+        progress=False,
+        agent_kwargs={"net_arch": [16, 16]},
+    )
+    names = {
+        "train/actor/weight_ess",
+        "train/actor/weight_clip_frac",
+        "train/q/mean",
+        "train/v/mean",
+        "train/adv/mean",
+        "train/actor/weight_mean",
+    }
     assert names <= _tensorboard_tags(run)
     rows = [r for r in read_metrics(run) if "train/actor/weight_ess" in r]
     assert [r["step"] for r in rows] == [2, 4]
-    assert all(0.0 < r["train/actor/weight_ess"] <= 1.0 and 0.0 <= r["train/actor/weight_clip_frac"] <= 1.0
-               for r in rows)
+    assert all(
+        0.0 < r["train/actor/weight_ess"] <= 1.0 and 0.0 <= r["train/actor/weight_clip_frac"] <= 1.0
+        for r in rows
+    )
 
 
 def test_awr_diagnostics_by_hand():

@@ -156,6 +156,18 @@ def test_update_tables_sums_repeated_pairs():
     q = torch.zeros(1, 2, 2, dtype=torch.float64)
     counts = torch.zeros_like(q)
     s, a = torch.tensor([[1, 1]]), torch.tensor([[0, 0]])
-    update_tables(q, counts, s, a, torch.tensor([[1.0, 3.0]]), torch.zeros(1, 2), lr_schedule="constant",
-                  learning_rate=0.5)
-    assert q[0, 1, 0] == pytest.approx(0.5 * 1 + 0.5 * 3) and counts[0, 1, 0] == 2 and q.abs().sum() == q[0, 1, 0]
+    update_tables(
+        q,
+        counts,
+        s,
+        a,
+        torch.tensor([[1.0, 3.0]]),
+        torch.zeros(1, 2),
+        lr_schedule="constant",
+        learning_rate=0.5,
+    )
+    assert (
+        q[0, 1, 0] == pytest.approx(0.5 * 1 + 0.5 * 3)
+        and counts[0, 1, 0] == 2
+        and q.abs().sum() == q[0, 1, 0]
+    )

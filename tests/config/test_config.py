@@ -44,8 +44,11 @@ def test_i5_yaml_values_equal_config_defaults(path):
     data = yaml.safe_load(path.read_text())
     data.pop("name")
     defaults = dataclasses.asdict(get_agent_class(path.stem).Config())
-    differ = {k: (data[k], defaults[k]) for k in sorted(data.keys() & defaults.keys())
-              if not _same(data[k], defaults[k])}
+    differ = {
+        k: (data[k], defaults[k])
+        for k in sorted(data.keys() & defaults.keys())
+        if not _same(data[k], defaults[k])
+    }
     assert not differ, f"{path.name} vs {path.stem}'s Config defaults, key: (yaml, dataclass): {differ}"
 
 

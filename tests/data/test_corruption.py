@@ -25,7 +25,12 @@ def make_dataset(n: int = 1000, seed: int = 0) -> Dataset:
     )
 
 
-COLUMNS = {"observations": "observations", "actions": "actions", "rewards": "rewards", "dynamics": "next_observations"}
+COLUMNS = {
+    "observations": "observations",
+    "actions": "actions",
+    "rewards": "rewards",
+    "dynamics": "next_observations",
+}
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 
 
@@ -34,7 +39,7 @@ FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals"
 def test_h7_exact_count_rest_unchanged_seeded(kind, mode):
     ds = make_dataset()
     before = {f: getattr(ds, f).copy() for f in FIELDS}
-    critic = lambda s, a: (s ** 2).sum(-1) + (a ** 2).sum(-1)  # noqa: E731
+    critic = lambda s, a: (s**2).sum(-1) + (a**2).sum(-1)  # noqa: E731
     actor = lambda s: torch.tanh(s[:, :2])  # noqa: E731
     kw = dict(kind=kind, mode=mode, rate=0.3, scale=1.0, seed=7, critic=critic, actor=actor, attack_steps=5)
     out = corrupt(ds, **kw)
@@ -50,7 +55,9 @@ def test_h7_exact_count_rest_unchanged_seeded(kind, mode):
         if f != column:
             assert getattr(out, f).tobytes() == getattr(ds, f).tobytes()
     assert getattr(out, column)[~rows].tobytes() == getattr(ds, column)[~rows].tobytes()
-    assert out.metadata["corruption"] == [{"kind": kind, "mode": mode, "rate": 0.3, "scale": 1.0, "seed": 7, "count": 300}]
+    assert out.metadata["corruption"] == [
+        {"kind": kind, "mode": mode, "rate": 0.3, "scale": 1.0, "seed": 7, "count": 300}
+    ]
     again = corrupt(ds, **kw)
     assert getattr(again, column).tobytes() == getattr(out, column).tobytes()
     other = corrupt(ds, **{**kw, "seed": 8})
@@ -79,8 +86,16 @@ def test_reward_corruption_values():
 def test_adversarial_attack_lowers_q_and_respects_box():
     ds = make_dataset(200)
     critic = lambda s, a: (s * torch.tensor([1.0, -1.0, 2.0])).sum(-1)  # noqa: E731  linear in s
-    out = corrupt(ds, kind="observations", mode="adversarial", rate=1.0, scale=0.3, seed=0, critic=critic,
-                  attack_steps=200)
+    out = corrupt(
+        ds,
+        kind="observations",
+        mode="adversarial",
+        rate=1.0,
+        scale=0.3,
+        seed=0,
+        critic=critic,
+        attack_steps=200,
+    )
     std = ds.observations.std(axis=0)
     delta = out.observations - ds.observations
     assert np.all(np.abs(delta) <= 0.3 * std + 1e-5)
@@ -113,8 +128,11 @@ def test_dataset_from_config_loads_and_corrupts(tmp_path):
         for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
             f[k] = getattr(ds, k)
     assert dataset_from_config({"id": None}) is None
-    cfg = {"id": str(tmp_path / "d.hdf5"), "allow_nonfinite": False,
-           "corruption": {"kind": "rewards", "mode": "adversarial", "rate": 0.1, "scale": 1.0, "seed": 0}}
+    cfg = {
+        "id": str(tmp_path / "d.hdf5"),
+        "allow_nonfinite": False,
+        "corruption": {"kind": "rewards", "mode": "adversarial", "rate": 0.1, "scale": 1.0, "seed": 0},
+    }
     out = dataset_from_config(cfg)
     rows = out.extras["corrupted"]
     assert rows.sum() == 10

@@ -46,8 +46,14 @@ def check_counting_transitions(ds: Dataset, episodes: int, max_steps: int, termi
 
 
 def test_h1_recorded_minari_round_trip(counting_env):
-    ds = record_dataset(zero_policy, counting_env(4, terminate_at=2), dataset_id="test/count/rt-v0",
-                        episodes=3, ref_min_score=0.0, ref_max_score=10.0)
+    ds = record_dataset(
+        zero_policy,
+        counting_env(4, terminate_at=2),
+        dataset_id="test/count/rt-v0",
+        episodes=3,
+        ref_min_score=0.0,
+        ref_max_score=10.0,
+    )
     check_counting_transitions(ds, episodes=3, max_steps=4, terminate_at=2)
     # Minari's own view of the files agrees (integrity: T+1 observations, step counts).
     mds = minari.load_dataset("test/count/rt-v0")
@@ -81,8 +87,12 @@ def test_h1_minari_data_collector(counting_env, jax_tree_util):
 
 def test_h2_terminal_and_timeout_is_terminal(counting_env):
     # Odd and even episodes terminate at t=3, exactly when the time limit truncates too.
-    ds = record_dataset(zero_policy, counting_env(3, terminate_at=3, odd_only=False),
-                        dataset_id="test/count/both-v0", episodes=2)
+    ds = record_dataset(
+        zero_policy,
+        counting_env(3, terminate_at=3, odd_only=False),
+        dataset_id="test/count/both-v0",
+        episodes=2,
+    )
     raw = minari.load_dataset("test/count/both-v0")
     assert all(e.terminations[-1] and e.truncations[-1] for e in raw.iterate_episodes())
     np.testing.assert_array_equal(ds.terminals, [False, False, True] * 2)
@@ -122,8 +132,12 @@ def test_d4rl_hdf5_without_next_observations(tmp_path):
 
 def test_d4rl_hdf5_with_next_observations_keeps_every_row(tmp_path):
     nxt = np.arange(15, dtype=np.float32).reshape(5, 3) + 100
-    write_d4rl(tmp_path / "custom.hdf5", next_observations=nxt,
-               terminals=np.array([0, 0, 1, 0, 1], bool), timeouts=np.array([0, 0, 1, 0, 0], bool))
+    write_d4rl(
+        tmp_path / "custom.hdf5",
+        next_observations=nxt,
+        terminals=np.array([0, 0, 1, 0, 1], bool),
+        timeouts=np.array([0, 0, 1, 0, 0], bool),
+    )
     ds = load_dataset(tmp_path / "custom.hdf5")
     np.testing.assert_array_equal(ds.next_observations, nxt)
     np.testing.assert_array_equal(ds.terminals, [False, False, True, False, True])
@@ -150,7 +164,10 @@ def test_h3_truncated_garbage_and_missing_keys(tmp_path, counting_env):
 
 @pytest.mark.parametrize("key", ["observations", "rewards"])
 def test_h4_nonfinite_values(tmp_path, key):
-    values = {"observations": np.arange(15, dtype=np.float32).reshape(5, 3), "rewards": np.arange(5, dtype=np.float32)}
+    values = {
+        "observations": np.arange(15, dtype=np.float32).reshape(5, 3),
+        "rewards": np.arange(5, dtype=np.float32),
+    }
     bad = values[key].copy()
     bad.reshape(5, -1)[3, 0] = np.nan
     bad.reshape(5, -1)[4, -1] = np.inf
@@ -164,15 +181,21 @@ def test_h4_nonfinite_values(tmp_path, key):
 def test_h5_space_mismatch_shows_both_spaces(counting_env):
     ds = record_dataset(zero_policy, counting_env(4), dataset_id="test/count/space-v0", episodes=1)
     wrong_obs = gym.spaces.Box(-1, 1, (5,), np.float32)
-    with pytest.raises(DatasetError, match=r"observation space: dataset Box\(-inf, inf, \(2,\).*vs env Box\(-1\.0, 1\.0, \(5,\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"observation space: dataset Box\(-inf, inf, \(2,\).*vs env Box\(-1\.0, 1\.0, \(5,\)",
+    ):
         check_spaces(ds, wrong_obs, CountingEnvSpaces.action)
     small = gym.spaces.Box(-0.1, 0.1, (1,), np.float32)  # recorded actions are 0.5
     with pytest.raises(DatasetError, match="lie outside the env action space"):
         check_spaces(ds, CountingEnvSpaces.obs, small)
     check_spaces(ds, CountingEnvSpaces.obs, CountingEnvSpaces.action)  # fits
     with pytest.raises(DatasetError, match="action space: dataset"):
-        load_dataset("test/count/space-v0", observation_space=CountingEnvSpaces.obs,
-                     action_space=gym.spaces.Discrete(3))
+        load_dataset(
+            "test/count/space-v0",
+            observation_space=CountingEnvSpaces.obs,
+            action_space=gym.spaces.Discrete(3),
+        )
 
 
 class CountingEnvSpaces:
@@ -195,7 +218,9 @@ def test_validate_rejects_inconsistent_arrays():
     from rlrobust.data import validate
 
     obs = np.zeros((4, 2), np.float32)
-    good = Dataset(obs, np.zeros((4, 1), np.float32), np.zeros(4, np.float32), obs, np.zeros(4, bool), np.zeros(4, bool))
+    good = Dataset(
+        obs, np.zeros((4, 1), np.float32), np.zeros(4, np.float32), obs, np.zeros(4, bool), np.zeros(4, bool)
+    )
     validate(good)
     with pytest.raises(DatasetError, match="different lengths"):
         validate(Dataset(obs, np.zeros((3, 1)), np.zeros(4), obs, np.zeros(4, bool), np.zeros(4, bool)))

@@ -15,8 +15,16 @@ from rlrobust.data import DatasetError, load_dataset, record_dataset, resolve_po
 def test_records_perturbation_params_and_reference_scores():
     perturbation = {"kind": "static", "values": {"pole_mass": 5.0}}
     policy = lambda obs: np.array([1.0], dtype=np.float32)  # noqa: E731  pushes one way: falls fast
-    ds = record_dataset(policy, "InvertedPendulum-v5", dataset_id="test/ip/pert-v0", episodes=2, seed=3,
-                        perturbation=perturbation, ref_min_score=0.0, ref_max_score=1000.0)
+    ds = record_dataset(
+        policy,
+        "InvertedPendulum-v5",
+        dataset_id="test/ip/pert-v0",
+        episodes=2,
+        seed=3,
+        perturbation=perturbation,
+        ref_min_score=0.0,
+        ref_max_score=1000.0,
+    )
     assert ds.metadata["perturbation"] == perturbation
     assert (ds.metadata["ref_min_score"], ds.metadata["ref_max_score"]) == (0.0, 1000.0)
     raw = minari.load_dataset("test/ip/pert-v0")
@@ -46,7 +54,9 @@ def test_policy_sources(tmp_path, counting_env):
 
     model = TD3("MlpPolicy", counting_env(), policy_kwargs={"net_arch": [8]}, seed=0)
     model.save(tmp_path / "td3.zip")
-    np.testing.assert_allclose(resolve_policy(tmp_path / "td3.zip")(obs), model.predict(obs, deterministic=True)[0])
+    np.testing.assert_allclose(
+        resolve_policy(tmp_path / "td3.zip")(obs), model.predict(obs, deterministic=True)[0]
+    )
     ds = record_dataset(tmp_path / "td3.zip", counting_env(), dataset_id="test/count/sb3-v0", episodes=1)
     assert len(ds) == 4
 
@@ -71,9 +81,18 @@ def test_write_transitions_splits_a_replay_buffer_back_into_episodes():
     nxt[5] = 7.0
     dones = np.array([0, 0, 1, 0, 0, 0], np.float32)
     acts = rng.uniform(-2, 2, size=(6, 1)).astype(np.float32)
-    data = write_transitions({"observations": obs, "actions": acts, "rewards": np.arange(6, dtype=np.float32),
-                              "next_observations": nxt, "dones": dones, "discounts": np.full(6, 0.99)}, env,
-                             dataset_id="test/pendulum/replay-v0")
+    data = write_transitions(
+        {
+            "observations": obs,
+            "actions": acts,
+            "rewards": np.arange(6, dtype=np.float32),
+            "next_observations": nxt,
+            "dones": dones,
+            "discounts": np.full(6, 0.99),
+        },
+        env,
+        dataset_id="test/pendulum/replay-v0",
+    )
     np.testing.assert_array_equal(data.observations, obs)
     np.testing.assert_array_equal(data.next_observations, nxt)
     np.testing.assert_array_equal(data.terminals, dones.astype(bool))

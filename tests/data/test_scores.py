@@ -14,14 +14,18 @@ def dataset_with(meta):
 
 
 def test_metadata_first_then_table_then_raw():
-    ds = dataset_with({"ref_min_score": -20.0, "ref_max_score": 180.0, "dataset_id": "mujoco/hopper/medium-v0"})
+    ds = dataset_with(
+        {"ref_min_score": -20.0, "ref_max_score": 180.0, "dataset_id": "mujoco/hopper/medium-v0"}
+    )
     s = normalized_score([80.0, 130.0], ds, table=D4RL_REF_SCORES)
     assert s.normalized and s.source == "dataset metadata"
     assert s.score == pytest.approx(100 * (105 - -20) / 200)  # 62.5, not 0.625
     assert s.scores == pytest.approx((50.0, 75.0))
     assert "100*" in s.convention and "/ 100" in s.convention
 
-    hopper = normalized_score(1607.0, dataset_with({"dataset_id": "mujoco/hopper/medium-v0"}), table=D4RL_REF_SCORES)
+    hopper = normalized_score(
+        1607.0, dataset_with({"dataset_id": "mujoco/hopper/medium-v0"}), table=D4RL_REF_SCORES
+    )
     assert hopper.source == "table['hopper']"
     assert hopper.score == pytest.approx(100 * (1607.0 + 20.272305) / (3234.3 + 20.272305))
     assert normalized_score(1607.0, table=D4RL_REF_SCORES, env_id="Hopper-v5").source == "table['hopper']"

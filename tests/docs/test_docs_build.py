@@ -17,14 +17,25 @@ yaml = pytest.importorskip("yaml")
 
 def _build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
-                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 def test_the_site_builds_strictly(tmp_path):
     done = _build(ROOT / "mkdocs.yml", tmp_path / "site")
     assert done.returncode == 0, done.stdout + done.stderr
-    for page in ("index.html", "agents/iqn/index.html", "reference/agents/index.html", "benchmarks/index.html"):
+    for page in (
+        "index.html",
+        "agents/iqn/index.html",
+        "reference/agents/index.html",
+        "benchmarks/index.html",
+    ):
         assert (tmp_path / "site" / page).exists(), page
     # The agent page includes its config file and its benchmark section (pymdownx.snippets).
     iqn = (tmp_path / "site" / "agents" / "iqn" / "index.html").read_text()

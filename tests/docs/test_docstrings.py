@@ -48,7 +48,11 @@ def undocumented() -> list[str]:
             if inspect.isclass(obj):
                 for member, value in vars(obj).items():
                     func = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
-                    if not member.startswith("_") and inspect.isfunction(func) and not _documented(obj, member):
+                    if (
+                        not member.startswith("_")
+                        and inspect.isfunction(func)
+                        and not _documented(obj, member)
+                    ):
                         missing.append(f"{name}.{attr}.{member}")
     return missing
 

@@ -15,7 +15,13 @@ import pytest
 TUTORIALS = Path(__file__).resolve().parents[2] / "docs" / "tutorials"
 TINY = {
     "train-and-resume.md": {"TOTAL_STEPS": "400"},
-    "evaluate-sb3.md": {"TRAIN_STEPS": "64", "PPO_KWARGS": '{"n_steps": 64, "n_epochs": 1}', "EPISODES": "1", "POINTS_PER_DIM": "2", "SEEDS": "[0, 1]"},
+    "evaluate-sb3.md": {
+        "TRAIN_STEPS": "64",
+        "PPO_KWARGS": '{"n_steps": 64, "n_epochs": 1}',
+        "EPISODES": "1",
+        "POINTS_PER_DIM": "2",
+        "SEEDS": "[0, 1]",
+    },
     "offline-dataset.md": {"BEHAVIOUR_STEPS": "200", "EPISODES": "2", "GRADIENT_STEPS": "20"},
     "robust-tabular.md": {"TOTAL_STEPS": "200"},
 }

@@ -38,8 +38,9 @@ def test_batched_formulas_reproduce_gymnasium_on_its_own_states(env_id):
     task = TASKS[env_id](env)
     obs, _ = env.reset(seed=7)
     qpos, qvel = task.reset_state(np_random(7)[0])
-    np.testing.assert_allclose(task.observe(torch.as_tensor(qpos)[None], torch.as_tensor(qvel)[None])[0], obs,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        task.observe(torch.as_tensor(qpos)[None], torch.as_tensor(qvel)[None])[0], obs, rtol=0, atol=1e-12
+    )
     rng = np.random.default_rng(0)
     ended = False
     for _ in range(300):
@@ -58,7 +59,11 @@ def test_batched_formulas_reproduce_gymnasium_on_its_own_states(env_id):
 
 
 def test_world_rows_equal_the_cpu_wrapper_model_field_by_field():
-    settings = [{"torso_mass": 1.0, "friction": 0.3}, {"torso_mass": 2.5, "thigh_mass": 0.7, "gravity": 5.0}, {}]
+    settings = [
+        {"torso_mass": 1.0, "friction": 0.3},
+        {"torso_mass": 2.5, "thigh_mass": 0.7, "gravity": 5.0},
+        {},
+    ]
     worlds = WorldParameters(gym.make("Hopper-v5"), ["torso_mass", "thigh_mass", "friction", "gravity"])
     assert DERIVED | {"body_mass", "body_inertia", "geom_friction", GRAVITY} <= set(worlds.fields)
     rows = worlds.rows(settings)
@@ -67,7 +72,9 @@ def test_world_rows_equal_the_cpu_wrapper_model_field_by_field():
         for field in worlds.fields:
             expected = model.opt.gravity if field == GRAVITY else getattr(model, field)
             np.testing.assert_array_equal(rows[field][i], expected, err_msg=f"world {i} {field}")
-    assert np.array_equal(worlds.model.body_mass, gym.make("Hopper-v5").unwrapped.model.body_mass)  # left nominal
+    assert np.array_equal(
+        worlds.model.body_mass, gym.make("Hopper-v5").unwrapped.model.body_mass
+    )  # left nominal
 
 
 def test_a_parameter_touches_only_its_own_fields():
@@ -80,10 +87,12 @@ def test_a_parameter_touches_only_its_own_fields():
 
 @pytest.mark.parametrize(
     ("values", "match"),
-    [({"wing_mass": 1.0}, "unknown parameter 'wing_mass'.*valid: .*'torso_mass'"),
-     ({"torso_mass": -1.0}, "torso_mass=-1.0 is not valid.*> 0"),
-     ({"friction": -0.1}, "friction=-0.1 is not valid.*>= 0"),
-     ({"friction": 3.5}, "outside its box \\[0.1, 3\\]")],
+    [
+        ({"wing_mass": 1.0}, "unknown parameter 'wing_mass'.*valid: .*'torso_mass'"),
+        ({"torso_mass": -1.0}, "torso_mass=-1.0 is not valid.*> 0"),
+        ({"friction": -0.1}, "friction=-0.1 is not valid.*>= 0"),
+        ({"friction": 3.5}, "outside its box \\[0.1, 3\\]"),
+    ],
 )
 def test_bad_parameters_are_refused_before_warp_is_needed(values, match, monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco_warp", None)  # even without the extra, the values fail first
@@ -96,7 +105,9 @@ def test_bad_parameters_are_refused_before_warp_is_needed(values, match, monkeyp
 def test_unsupported_tasks_suites_and_backends_name_what_is_supported():
     from rlrobust.envs.batched.warp_env import WarpVectorEnv
 
-    with pytest.raises(PerturbationError, match="does not support 'Ant-v5'; supported: 'HalfCheetah-v5', 'Hopper-v5'"):
+    with pytest.raises(
+        PerturbationError, match="does not support 'Ant-v5'; supported: 'HalfCheetah-v5', 'Hopper-v5'"
+    ):
         WarpVectorEnv("Ant-v5", 2)
     with pytest.raises(PerturbationError, match="does not support suite 'cartpole-2d'.*'hopper-2d'"):
         rlrobust.evaluate(ConstantPolicy([0]), "cartpole-2d", episodes=1, backend="warp")

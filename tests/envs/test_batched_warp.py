@@ -45,11 +45,20 @@ def assert_close(actual: np.ndarray, desired: np.ndarray, what: str) -> None:
     bound = 1e-4 * (1.0 + np.abs(desired).max(axis=1))
     assert (error <= bound).all(), f"{what}: errors {error} above {bound}"
 
+
 # Per task: one setting per world; together they touch every kind of parameter.
 WORLDS = {
-    "Hopper-v5": [{"friction": 0.4, "torso_mass": 1.5}, {"thigh_mass": 2.0, "gravity": 7.0},
-                  {"actuator_strength": 1.3, "joint_damping": 2.0}, {}],
-    "Walker2d-v5": [{"friction": 2.0, "torso_mass": 4.0}, {"thigh_left_mass": 1.0, "actuator_strength": 0.7}, {}],
+    "Hopper-v5": [
+        {"friction": 0.4, "torso_mass": 1.5},
+        {"thigh_mass": 2.0, "gravity": 7.0},
+        {"actuator_strength": 1.3, "joint_damping": 2.0},
+        {},
+    ],
+    "Walker2d-v5": [
+        {"friction": 2.0, "torso_mass": 4.0},
+        {"thigh_left_mass": 1.0, "actuator_strength": 0.7},
+        {},
+    ],
     "HalfCheetah-v5": [{"friction": 0.3, "torso_mass": 3.0}, {"bthigh_mass": 0.5, "joint_damping": 0.5}, {}],
     "InvertedPendulum-v5": [{"pole_mass": 12.0}, {"cart_mass": 5.0, "gravity": 12.0}, {}],
 }
@@ -86,7 +95,9 @@ def test_every_world_steps_like_the_cpu_wrapper_with_its_parameters(env_id):
         if "_final_obs" in ref_info:
             done = ref_info["_final_obs"]
             np.testing.assert_array_equal(info["_final_obs"].numpy(), done)
-            assert_close(info["final_obs"].numpy()[done], np.stack(ref_info["final_obs"][done]), f"final obs {t}")
+            assert_close(
+                info["final_obs"].numpy()[done], np.stack(ref_info["final_obs"][done]), f"final obs {t}"
+            )
             resets += int(done.sum())
     assert resets >= 2 * len(worlds)
     assert obs.dtype == torch.float32 and env.observation_space.shape == (len(worlds), env.task.obs_dim)
@@ -110,10 +121,23 @@ def test_every_world_has_its_own_copy_of_each_field_its_parameters_change():
             continue
         varying.append(f.name)
         warp_values = getattr(model, f.name).numpy()
-        assert warp_values.shape[0] == len(worlds), f"{f.name} is shared by all worlds (shape {warp_values.shape})"
-        np.testing.assert_allclose(warp_values.reshape(values.shape), values, rtol=1e-6, atol=1e-7, err_msg=f.name)
-    assert {"body_subtreemass", "body_invweight0", "dof_invweight0", "actuator_acc0", "body_mass",
-            "body_inertia", "geom_friction", "actuator_gainprm", "dof_damping"} <= set(varying)
+        assert warp_values.shape[0] == len(worlds), (
+            f"{f.name} is shared by all worlds (shape {warp_values.shape})"
+        )
+        np.testing.assert_allclose(
+            warp_values.reshape(values.shape), values, rtol=1e-6, atol=1e-7, err_msg=f.name
+        )
+    assert {
+        "body_subtreemass",
+        "body_invweight0",
+        "dof_invweight0",
+        "actuator_acc0",
+        "body_mass",
+        "body_inertia",
+        "geom_friction",
+        "actuator_gainprm",
+        "dof_damping",
+    } <= set(varying)
     gravity = model.opt.gravity.numpy()
     assert gravity.shape == (len(worlds), 3)
     np.testing.assert_allclose(gravity, np.stack([m.opt.gravity for m in cpu]), rtol=1e-6)
@@ -128,7 +152,11 @@ def test_resetting_one_world_leaves_the_others_untouched():
         env.step(np.full((len(worlds), 1), 0.5, dtype=np.float32))
     data = env._data
     arrays = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
-    before = {k: a.numpy().copy() for k, a in arrays.items() if hasattr(a, "shape") and a.shape[:1] == (len(worlds),)}
+    before = {
+        k: a.numpy().copy()
+        for k, a in arrays.items()
+        if hasattr(a, "shape") and a.shape[:1] == (len(worlds),)
+    }
     first = env.reset_worlds([1])
     after = {k: arrays[k].numpy() for k in before}
     for k in before:
@@ -162,15 +190,28 @@ def test_evaluate_script_runs_an_agent_checkpoint_on_the_warp_backend(tmp_path):
     out = tmp_path / "eval"
     script = Path(rlrobust.__file__).resolve().parent.parent / "scripts" / "evaluate.py"
     proc = subprocess.run(
-        [sys.executable, str(script), f"checkpoint={path}", "suite=hopper-2d", "points_per_dim=2", "episodes=1",
-         "max_episode_steps=10", "backend=warp", "tensorboard=false", f"out_dir={out}",
-         f"hydra.run.dir={tmp_path / 'hydra'}"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(script),
+            f"checkpoint={path}",
+            "suite=hopper-2d",
+            "points_per_dim=2",
+            "episodes=1",
+            "max_episode_steps=10",
+            "backend=warp",
+            "tensorboard=false",
+            f"out_dir={out}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads((out / "result.json").read_text())
-    cpu = rlrobust.evaluate(path, "hopper-2d", episodes=1, points_per_dim=2, workers=1,
-                            env_kwargs={"max_episode_steps": 10})
+    cpu = rlrobust.evaluate(
+        path, "hopper-2d", episodes=1, points_per_dim=2, workers=1, env_kwargs={"max_episode_steps": 10}
+    )
     assert report["settings"]["backend"] == "warp"
     np.testing.assert_array_equal(report["lengths"], cpu.lengths)
     np.testing.assert_allclose(report["returns"], cpu.returns, **TOL)
@@ -183,12 +224,17 @@ def test_domain_randomization_redraws_each_world_like_the_cpu_wrapper():
 
     pert = {"kind": "random", "suite": "invertedpendulum-2d"}
     env = from_perturbation("InvertedPendulum-v5", 3, pert, max_episode_steps=4)
-    ref = gym.vector.SyncVectorEnv([lambda: make_env("InvertedPendulum-v5", pert, max_episode_steps=4)] * 3,
-                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    ref = gym.vector.SyncVectorEnv(
+        [lambda: make_env("InvertedPendulum-v5", pert, max_episode_steps=4)] * 3,
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
     obs, _ = env.reset(seed=21)
     ref_obs, ref_info = ref.reset(seed=21)
+
     def ref_params(info):  # SyncVectorEnv stacks the dict infos: {name: (W,) array, "_name": mask}
-        return [{k: float(v[i]) for k, v in info["params"].items() if not k.startswith("_")} for i in range(3)]
+        return [
+            {k: float(v[i]) for k, v in info["params"].items() if not k.startswith("_")} for i in range(3)
+        ]
 
     drawn = [dict(p) for p in env.params]
     assert drawn == ref_params(ref_info) and len({p["pole_mass"] for p in drawn}) == 3
@@ -207,10 +253,17 @@ def test_dsac_trains_on_batched_worlds_with_the_perturbation_redrawn_per_world(t
     from rlrobust.core.runner import compose_train_config, run_from_config
 
     cfg = compose_train_config(
-        agent="dsac", env="invertedpendulum", perturbation={"kind": "random", "suite": "invertedpendulum-2d"},
+        agent="dsac",
+        env="invertedpendulum",
+        perturbation={"kind": "random", "suite": "invertedpendulum-2d"},
         agent_kwargs={"learning_starts": 16, "batch_size": 8, "net_arch": [16]},
-        trainer_options={"num_envs": 4, "final_eval_episodes": 1, "progress": False, "checkpoint_interval": 0,
-                         "log_interval": 16},
+        trainer_options={
+            "num_envs": 4,
+            "final_eval_episodes": 1,
+            "progress": False,
+            "checkpoint_interval": 0,
+            "log_interval": 16,
+        },
         top_level={"total_steps": 48, "run_dir": str(tmp_path / "run")},
     )
     cfg.env.backend, cfg.env.max_episode_steps = "warp", 5

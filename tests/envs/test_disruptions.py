@@ -59,8 +59,12 @@ def rollout(env: gym.Env, seed: int, steps: int = 60) -> tuple[np.ndarray, np.nd
 
 SPECS = {
     "observation_noise": {"kind": "observation_noise", "scale": 0.1},
-    "observation_noise_uniform_relative": {"kind": "observation_noise", "scale": 0.2, "distribution": "uniform",
-                                           "relative_to": [1.0, 2.0, 0.1, 2.0]},
+    "observation_noise_uniform_relative": {
+        "kind": "observation_noise",
+        "scale": 0.2,
+        "distribution": "uniform",
+        "relative_to": [1.0, 2.0, 0.1, 2.0],
+    },
     "observation_attack_pgd": {"kind": "observation_attack", "eps": 0.05},
     "observation_attack_random": {"kind": "observation_attack", "eps": 0.05, "method": "random"},
     "reward": {"kind": "reward", "scale": 0.5, "noise": 0.3, "flip_rate": 0.2},
@@ -88,8 +92,13 @@ def test_gymnasium_and_sb3_env_checkers_pass(name):
 
 
 def test_drift_on_mujoco_passes_the_checkers_and_composes_with_noise():
-    env = make_env("InvertedPendulum-v5", [{"kind": "drift", "bounds": {"pole_mass": (5.0, 20.0)}, "rate": 0.1},
-                                           {"kind": "observation_noise", "scale": 0.01}])
+    env = make_env(
+        "InvertedPendulum-v5",
+        [
+            {"kind": "drift", "bounds": {"pole_mass": (5.0, 20.0)}, "rate": 0.1},
+            {"kind": "observation_noise", "scale": 0.01},
+        ],
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped.*")
         check_env(env, skip_render_check=True)
@@ -101,8 +110,11 @@ ZERO = {
     "observation_attack": {"kind": "observation_attack", "eps": 0.0},
     "reward": {"kind": "reward"},
     "drift_at_nominal": {"kind": "drift", "bounds": {"masspole": (0.1, 1.0)}, "rate": 0.0},
-    "stacked": [{"kind": "drift", "bounds": {"length": (0.5, 0.9)}, "rate": 0.0},
-                {"kind": "observation_noise", "scale": 0.0}, {"kind": "reward", "noise": 0.0}],
+    "stacked": [
+        {"kind": "drift", "bounds": {"length": (0.5, 0.9)}, "rate": 0.0},
+        {"kind": "observation_noise", "scale": 0.0},
+        {"kind": "reward", "noise": 0.0},
+    ],
 }
 
 
@@ -141,7 +153,9 @@ def test_gradient_attack_lowers_a_linear_policy_more_than_noise_of_the_same_eps(
     noisy, _ = rlrobust.core.episodes.run_episodes(noisy_env, controller_action, seeds)
     returns = {}
     for method in ("fgsm", "pgd"):
-        attacked_env = ObservationAttack(gym.make("CartPole-v1"), eps=eps, policy=cartpole_controller(), method=method)
+        attacked_env = ObservationAttack(
+            gym.make("CartPole-v1"), eps=eps, policy=cartpole_controller(), method=method
+        )
         returns[method], _ = rlrobust.core.episodes.run_episodes(attacked_env, controller_action, seeds)
     assert np.mean(undisturbed) == 500.0
     assert np.mean(returns["pgd"]) < np.mean(noisy) and np.mean(returns["fgsm"]) < np.mean(noisy)
@@ -149,7 +163,9 @@ def test_gradient_attack_lowers_a_linear_policy_more_than_noise_of_the_same_eps(
 
 
 def test_attack_stays_in_the_ball():
-    env = ObservationAttack(gym.make("CartPole-v1"), eps=[0.01, 0.02, 0.03, 0.04], policy=cartpole_controller())
+    env = ObservationAttack(
+        gym.make("CartPole-v1"), eps=[0.01, 0.02, 0.03, 0.04], policy=cartpole_controller()
+    )
     env.reset(seed=0)
     for _ in range(10):
         *_, info = env.step(1)
@@ -161,15 +177,20 @@ def test_gradient_attack_on_agents_and_sb3_models():
 
     env = gym.make("CartPole-v1")
     agent = rlrobust.make_agent("iqn", env.observation_space, env.action_space, net_arch=[16], seed=0)
-    for policy in (agent, DQN("MlpPolicy", env, policy_kwargs={"net_arch": [16]}, seed=0),
-                   PPO("MlpPolicy", env, policy_kwargs={"net_arch": [16]}, seed=0)):
+    for policy in (
+        agent,
+        DQN("MlpPolicy", env, policy_kwargs={"net_arch": [16]}, seed=0),
+        PPO("MlpPolicy", env, policy_kwargs={"net_arch": [16]}, seed=0),
+    ):
         attacked = ObservationAttack(gym.make("CartPole-v1"), eps=0.1, policy=policy, method="fgsm")
         assert attacked.active_method == "fgsm"
         attacked.reset(seed=0)
         *_, info = attacked.step(0)
         assert np.max(np.abs(info["observation_attack"])) > 0
     pendulum = gym.make("InvertedPendulum-v5")
-    dsac = rlrobust.make_agent("dsac", pendulum.observation_space, pendulum.action_space, net_arch=[16], seed=0)
+    dsac = rlrobust.make_agent(
+        "dsac", pendulum.observation_space, pendulum.action_space, net_arch=[16], seed=0
+    )
     attacked = ObservationAttack(pendulum, eps=0.05, policy=dsac, steps=3)
     attacked.reset(seed=0)
     *_, info = attacked.step(np.zeros(1, np.float32))
@@ -179,7 +200,9 @@ def test_gradient_attack_on_agents_and_sb3_models():
 def test_gradient_attack_on_a_black_box_is_refused_unless_fallback_is_asked():
     with pytest.raises(ConfigError, match="differentiable.*method='random' or fallback=True"):
         ObservationAttack(gym.make("CartPole-v1"), eps=0.05, policy=controller_action, method="pgd")
-    env = ObservationAttack(gym.make("CartPole-v1"), eps=0.05, policy=controller_action, method="pgd", fallback=True)
+    env = ObservationAttack(
+        gym.make("CartPole-v1"), eps=0.05, policy=controller_action, method="pgd", fallback=True
+    )
     assert env.active_method == "random"
     env.reset(seed=0)
     env.step(0)
@@ -228,13 +251,21 @@ def test_drift_outside_the_valid_range_is_refused_naming_valid_values():
         ParameterDrift(ParameterPerturbation(gym.make("CartPole-v1")), {"masspole": (0.1, 1.0)})
 
 
-@pytest.mark.filterwarnings("ignore:.*already returned terminated:UserWarning")  # the pole may fall: the drift goes on
-@pytest.mark.parametrize("schedule, bound_steps", [("linear", {0: 0.1, 50: 1.0, 80: 1.0}),
-                                                   ("step", {0: 0.1, 49: 0.1, 50: 1.0, 70: 1.0}),
-                                                   ("sinusoid", {0: 0.1, 25: 1.0, 50: 0.1, 75: 1.0})])
+@pytest.mark.filterwarnings(
+    "ignore:.*already returned terminated:UserWarning"
+)  # the pole may fall: the drift goes on
+@pytest.mark.parametrize(
+    "schedule, bound_steps",
+    [
+        ("linear", {0: 0.1, 50: 1.0, 80: 1.0}),
+        ("step", {0: 0.1, 49: 0.1, 50: 1.0, 70: 1.0}),
+        ("sinusoid", {0: 0.1, 25: 1.0, 50: 0.1, 75: 1.0}),
+    ],
+)
 def test_drift_reaches_its_bounds_at_the_scheduled_steps(schedule, bound_steps):
-    env = ParameterDrift(gym.make("CartPole-v1", max_episode_steps=200), {"masspole": (0.1, 1.0)},
-                         schedule=schedule, rate=0.02)
+    env = ParameterDrift(
+        gym.make("CartPole-v1", max_episode_steps=200), {"masspole": (0.1, 1.0)}, schedule=schedule, rate=0.02
+    )
     _, info = env.reset(seed=0)
     seen = [info["params"]["masspole"]]
     base = env.unwrapped
@@ -263,18 +294,30 @@ def test_reward_disruption_keeps_the_true_reward():
 def test_every_suite_is_described_on_one_line():
     lines = describe_suites().splitlines()
     assert len(lines) == len(list_suites())
-    assert {"cartpole-obs-noise", "hopper-obs-noise", "cartpole-attack", "hopper-attack", "cartpole-drift",
-            "hopper-drift"} <= set(list_suites())
-    assert "cartpole-2d: CartPole-v1, pole mass x pole half-length (nominal 0.1 x 0.5); masspole [0.05, 1] x length [0.25, 1.5]" in lines
-    assert any(line.startswith("hopper-2d: Hopper-v5, physical parameters friction [0.1, 3]") for line in lines)
+    assert {
+        "cartpole-obs-noise",
+        "hopper-obs-noise",
+        "cartpole-attack",
+        "hopper-attack",
+        "cartpole-drift",
+        "hopper-drift",
+    } <= set(list_suites())
+    assert (
+        "cartpole-2d: CartPole-v1, pole mass x pole half-length (nominal 0.1 x 0.5); masspole [0.05, 1] x length [0.25, 1.5]"
+        in lines
+    )
+    assert any(
+        line.startswith("hopper-2d: Hopper-v5, physical parameters friction [0.1, 3]") for line in lines
+    )
 
 
 @pytest.mark.parametrize("suite_id", ["cartpole-obs-noise", "cartpole-attack", "cartpole-drift"])
 def test_disruption_suites_evaluate_and_write_reports(suite_id, tmp_path):
     env = gym.make("CartPole-v1")
     agent = rlrobust.make_agent("iqn", env.observation_space, env.action_space, net_arch=[16], seed=0)
-    result = rlrobust.evaluate(agent, suite_id, episodes=1, points_per_dim=2, workers=1,
-                               env_kwargs={"max_episode_steps": 60})
+    result = rlrobust.evaluate(
+        agent, suite_id, episodes=1, points_per_dim=2, workers=1, env_kwargs={"max_episode_steps": 60}
+    )
     suite = get_suite(suite_id)
     assert result.names == suite.names and len(result.points) == 2
     assert result.points[0][suite.names[0]] == 0.0  # the grid starts undisturbed
@@ -288,10 +331,22 @@ def test_attack_suite_evaluates_in_worker_processes():
     """The evaluated policy reaches the attack wrapper in each worker (by pickle)."""
     env = gym.make("CartPole-v1")
     agent = rlrobust.make_agent("iqn", env.observation_space, env.action_space, net_arch=[16], seed=0)
-    serial = rlrobust.evaluate(agent, "cartpole-attack", episodes=1, points_per_dim=2, workers=1,
-                               env_kwargs={"max_episode_steps": 40})
-    parallel = rlrobust.evaluate(agent, "cartpole-attack", episodes=1, points_per_dim=2, workers=2,
-                                 env_kwargs={"max_episode_steps": 40})
+    serial = rlrobust.evaluate(
+        agent,
+        "cartpole-attack",
+        episodes=1,
+        points_per_dim=2,
+        workers=1,
+        env_kwargs={"max_episode_steps": 40},
+    )
+    parallel = rlrobust.evaluate(
+        agent,
+        "cartpole-attack",
+        episodes=1,
+        points_per_dim=2,
+        workers=2,
+        env_kwargs={"max_episode_steps": 40},
+    )
     assert np.array_equal(serial.returns, parallel.returns)
 
 
@@ -299,6 +354,7 @@ def test_mujoco_disruption_suites_build():
     env = gym.make("Hopper-v5")
     agent = rlrobust.make_agent("dsac", env.observation_space, env.action_space, net_arch=[16], seed=0)
     for suite_id in ("hopper-obs-noise", "hopper-attack", "hopper-drift"):
-        result = rlrobust.evaluate(agent, suite_id, episodes=1, points_per_dim=2, workers=1,
-                                   env_kwargs={"max_episode_steps": 20})
+        result = rlrobust.evaluate(
+            agent, suite_id, episodes=1, points_per_dim=2, workers=1, env_kwargs={"max_episode_steps": 20}
+        )
         assert result.returns.shape == (2, 1)

@@ -17,14 +17,26 @@ from rlrobust.envs import (
     perturbable_parameters,
 )
 
-MUJOCO_IDS = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5", "HumanoidStandup-v5"]
+MUJOCO_IDS = [
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Ant-v5",
+    "InvertedPendulum-v5",
+    "HumanoidStandup-v5",
+]
 CLASSIC_IDS = ["CartPole-v1", "Pendulum-v1"]
 
 
 def float_arrays(model) -> dict[str, np.ndarray]:
     """Every float array of an MjModel, including ``opt``/``stat``/``vis`` fields."""
     out = {}
-    for owner, prefix in ((model, ""), (model.opt, "opt."), (model.stat, "stat."), (model.vis.global_, "vis.")):
+    for owner, prefix in (
+        (model, ""),
+        (model.opt, "opt."),
+        (model.stat, "stat."),
+        (model.vis.global_, "vis."),
+    ):
         for name in dir(owner):
             if name.startswith("_"):
                 continue
@@ -66,7 +78,11 @@ def test_nominal_values_are_read_from_the_model():
     assert nominal["gravity"] == pytest.approx(9.81)
     assert nominal["actuator_strength"] == nominal["joint_damping"] == 1.0
     assert perturbable_parameters("CartPole-v1") == {
-        "gravity": 9.8, "masscart": 1.0, "masspole": 0.1, "length": 0.5, "force_mag": 10.0
+        "gravity": 9.8,
+        "masscart": 1.0,
+        "masspole": 0.1,
+        "length": 0.5,
+        "force_mag": 10.0,
     }
     assert perturbable_parameters("Pendulum-v1") == {"m": 1.0, "l": 1.0, "g": 10.0, "max_torque": 2.0}
     # InvertedPendulum has no floor contact: no friction parameter is offered.
@@ -192,7 +208,9 @@ def cartpole_step(state, action, masspole, masscart, length, force_mag, gravity,
         length * (4.0 / 3.0 - masspole * math.cos(theta) ** 2 / total)
     )
     x_acc = temp - pml * theta_acc * math.cos(theta) / total
-    return np.array([x + tau * x_dot, x_dot + tau * x_acc, theta + tau * theta_dot, theta_dot + tau * theta_acc])
+    return np.array(
+        [x + tau * x_dot, x_dot + tau * x_acc, theta + tau * theta_dot, theta_dot + tau * theta_acc]
+    )
 
 
 def test_cartpole_parameters_follow_reference_dynamics():

@@ -153,8 +153,9 @@ def test_bad_input_raises_at_construction_listing_valid_choices():
 # -- F7: copies --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env_id,values", [("Hopper-v5", {"torso_mass": 1.5, "friction": 0.3}),
-                                           ("CartPole-v1", {"masspole": 0.5})])
+@pytest.mark.parametrize(
+    "env_id,values", [("Hopper-v5", {"torso_mass": 1.5, "friction": 0.3}), ("CartPole-v1", {"masspole": 0.5})]
+)
 def test_deepcopy_and_pickle_replay_identically(env_id, values):
     env = ParameterPerturbation(gym.make(env_id), **values)
     actions = _actions(env, 30, seed=1)
@@ -230,7 +231,11 @@ def test_probabilistic_action_switches_with_probability_alpha(space):
     expected = []
     for a in agent:
         if rng.random() < 0.3:
-            a = int(rng.integers(space.n)) if isinstance(space, gym.spaces.Discrete) else rng.uniform(-1, 1, (2,))
+            a = (
+                int(rng.integers(space.n))
+                if isinstance(space, gym.spaces.Discrete)
+                else rng.uniform(-1, 1, (2,))
+            )
         expected.append(a)
     executed = env.unwrapped.executed
     for got, want in zip(executed, expected):
@@ -264,7 +269,9 @@ def test_external_force_is_applied_reported_and_survives_reset():
 
 def test_dynamic_adversary_maps_actions_onto_the_box_each_step_and_resets_to_nominal():
     bounds = {"torso_mass": (1.0, 5.0), "friction": (0.5, 2.5)}
-    env = DynamicParameterAdversary(gym.make("Hopper-v5"), bounds, adversary=lambda obs: np.array([-1.0, 0.5]))
+    env = DynamicParameterAdversary(
+        gym.make("Hopper-v5"), bounds, adversary=lambda obs: np.array([-1.0, 0.5])
+    )
     env.reset(seed=0)
     _, reward, _, _, info = env.step(np.zeros(3))
     assert info["params"] == {"torso_mass": 1.0, "friction": 2.0}
@@ -287,11 +294,15 @@ def test_every_shipped_perturbation_config_builds():
     import yaml
 
     files = sorted(CONF.glob("*.yaml"))
-    assert {"none.yaml", "hopper-2d.yaml", "hopper-2d-random.yaml", "hopper-2d-dynamic.yaml"} <= {f.name for f in files}
+    assert {"none.yaml", "hopper-2d.yaml", "hopper-2d-random.yaml", "hopper-2d-dynamic.yaml"} <= {
+        f.name for f in files
+    }
     for path in files:
         cfg = yaml.safe_load(path.read_text())
         suite = cfg.get("suite")
-        env_id = get_suite(suite).env_id if suite else ("Hopper-v5" if cfg["kind"] == "force" else "Pendulum-v1")
+        env_id = (
+            get_suite(suite).env_id if suite else ("Hopper-v5" if cfg["kind"] == "force" else "Pendulum-v1")
+        )
         env = make_env(env_id, cfg)
         env.reset(seed=0)
         env.step(env.action_space.sample())

@@ -21,8 +21,16 @@ def test_sb3_sac_trains_a_few_hundred_steps_under_domain_randomization():
             return True
 
     env = make_env("Pendulum-v1", {"kind": "random", "suite": "pendulum-1d"}, max_episode_steps=50)
-    model = SAC("MlpPolicy", env, learning_starts=100, batch_size=32, buffer_size=1000, seed=0,
-                policy_kwargs={"net_arch": [16, 16]}, device="cpu")
+    model = SAC(
+        "MlpPolicy",
+        env,
+        learning_starts=100,
+        batch_size=32,
+        buffer_size=1000,
+        seed=0,
+        policy_kwargs={"net_arch": [16, 16]},
+        device="cpu",
+    )
     callback = Masses()
     model.learn(300, callback=callback)
     assert model.num_timesteps == 300

@@ -23,11 +23,16 @@ def test_registered_ids():
 def test_rrls_boxes():
     """The M2TD3/RRLS sets (Tanabe et al. 2022), under our parameter names."""
     assert dict(get_suite("hopper-3d").bounds) == {
-        "friction": (0.1, 3.0), "torso_mass": (0.1, 3.0), "thigh_mass": (0.1, 4.0)
+        "friction": (0.1, 3.0),
+        "torso_mass": (0.1, 3.0),
+        "thigh_mass": (0.1, 4.0),
     }
     assert dict(get_suite("halfcheetah-1d").bounds) == {"friction": (0.1, 3.0)}
     assert dict(get_suite("halfcheetah-2d").bounds) == {"friction": (0.1, 4.0), "torso_mass": (0.1, 7.0)}
-    assert dict(get_suite("invertedpendulum-2d").bounds) == {"pole_mass": (1.0, 31.0), "cart_mass": (1.0, 11.0)}
+    assert dict(get_suite("invertedpendulum-2d").bounds) == {
+        "pole_mass": (1.0, 31.0),
+        "cart_mass": (1.0, 11.0),
+    }
     assert dict(get_suite("ant-2d").bounds) == {"torso_mass": (0.1, 3.0), "front_left_leg_mass": (0.01, 3.0)}
     assert get_suite("walker2d-3d").names == ("friction", "torso_mass", "thigh_mass")
 
@@ -36,8 +41,19 @@ def test_rrls_boxes():
 OUTSIDE = {("Hopper-v5", "torso_mass"), ("Hopper-v5", "thigh_mass")}
 
 
-@pytest.mark.parametrize("suite_id", ["hopper-3d", "walker2d-3d", "halfcheetah-3d", "ant-3d",
-                                      "humanoidstandup-3d", "invertedpendulum-2d", "cartpole-2d", "pendulum-1d"])
+@pytest.mark.parametrize(
+    "suite_id",
+    [
+        "hopper-3d",
+        "walker2d-3d",
+        "halfcheetah-3d",
+        "ant-3d",
+        "humanoidstandup-3d",
+        "invertedpendulum-2d",
+        "cartpole-2d",
+        "pendulum-1d",
+    ],
+)
 def test_every_box_names_real_parameters_and_contains_the_nominal_model(suite_id):
     suite = get_suite(suite_id)
     nominal = perturbable_parameters(suite.env_id)
@@ -81,8 +97,10 @@ def test_unknown_suite_lists_valid_ids():
 
 def test_importing_builds_no_environment():
     """RRLS builds ~5.7k MuJoCo envs on import; we build none (MuJoCo is not even imported)."""
-    code = ("import sys, rlrobust, rlrobust.envs, rlrobust.envs.suites, rlrobust.evaluation; "
-            "rlrobust.envs.list_suites(); rlrobust.envs.get_suite('hopper-3d').grid(); "
-            "print('mujoco' in sys.modules, 'torch' in sys.modules)")
+    code = (
+        "import sys, rlrobust, rlrobust.envs, rlrobust.envs.suites, rlrobust.evaluation; "
+        "rlrobust.envs.list_suites(); rlrobust.envs.get_suite('hopper-3d').grid(); "
+        "print('mujoco' in sys.modules, 'torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

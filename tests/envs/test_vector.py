@@ -80,8 +80,9 @@ def test_autoreset_restores_the_nominal_model_before_the_next_episode():
     after = venv.call("get_params")
     for i in range(2):
         assert after[i]["torso_mass"] == info["params"]["torso_mass"][i] != before[i]["torso_mass"]
-        assert {k: v for k, v in after[i].items() if k not in DR_NAMES} == \
-            {k: v for k, v in nominal.items() if k not in DR_NAMES}
+        assert {k: v for k, v in after[i].items() if k not in DR_NAMES} == {
+            k: v for k, v in nominal.items() if k not in DR_NAMES
+        }
 
 
 DR_NAMES = ("friction", "torso_mass")
@@ -93,7 +94,9 @@ def test_sb3_vecenv_adapter(n_envs):
 
     from rlrobust.interop.vec_env import GymnasiumVecEnv
 
-    venv = gym.vector.SyncVectorEnv(_fns(n_envs, DR, max_episode_steps=3), autoreset_mode=AutoresetMode.SAME_STEP)
+    venv = gym.vector.SyncVectorEnv(
+        _fns(n_envs, DR, max_episode_steps=3), autoreset_mode=AutoresetMode.SAME_STEP
+    )
     env = GymnasiumVecEnv(venv)
     env.seed(1)
     obs = env.reset()

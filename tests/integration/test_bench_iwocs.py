@@ -21,16 +21,31 @@ bench = importlib.util.module_from_spec(_spec)
 sys.modules["bench_iwocs"] = bench  # its dataclass looks its module up there
 _spec.loader.exec_module(bench)
 
-TINY_DSAC = {"learning_starts": 50, "net_arch": [16, 16], "activation": "relu", "batch_size": 16, "learning_rate": 1e-3,
-             "actor_learning_rate": 1e-3, "critic_learning_rate": 1e-3, "alpha_learning_rate": 1e-3,
-             "ent_coef": "auto_1.0"}
+TINY_DSAC = {
+    "learning_starts": 50,
+    "net_arch": [16, 16],
+    "activation": "relu",
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "actor_learning_rate": 1e-3,
+    "critic_learning_rate": 1e-3,
+    "alpha_learning_rate": 1e-3,
+    "ent_coef": "auto_1.0",
+}
 TINY_IWOCS = {"search": "grid", "grid_points_per_dim": 2, "eval_episodes": 1, "rho_candidates": [1.0]}
 
 
 def tiny(steps: int = 400) -> bench.BenchSettings:
-    return bench.BenchSettings("pendulum-1d", steps, [0], points_per_dim=2, episodes=1, nominal_eval_interval=0,
-                               dsac=dict(TINY_DSAC),
-                               iwocs=dict(TINY_IWOCS))
+    return bench.BenchSettings(
+        "pendulum-1d",
+        steps,
+        [0],
+        points_per_dim=2,
+        episodes=1,
+        nominal_eval_interval=0,
+        dsac=dict(TINY_DSAC),
+        iwocs=dict(TINY_IWOCS),
+    )
 
 
 def test_iwocs_inner_learner_gets_the_baselines_dsac_config():

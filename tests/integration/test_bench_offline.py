@@ -18,8 +18,16 @@ from rlrobust.data import Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_offline  # noqa: E402
 
-TINY = dict(env="Pendulum-v1", seeds=(0,), attacks=("rewards",), agents=("bc", "riql"), eval_interval=5,
-            eval_episodes=1, final_eval_episodes=1, workers=1)
+TINY = dict(
+    env="Pendulum-v1",
+    seeds=(0,),
+    attacks=("rewards",),
+    agents=("bc", "riql"),
+    eval_interval=5,
+    eval_episodes=1,
+    final_eval_episodes=1,
+    workers=1,
+)
 
 
 def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
@@ -53,8 +61,15 @@ def test_bad_attack_and_agent_names_list_the_valid_ones(tmp_path):
 
 def test_says_which_reference_scores_it_used():
     n = 4
-    data = Dataset(np.zeros((n, 11), np.float32), np.zeros((n, 3), np.float32), np.zeros(n, np.float32),
-                   np.zeros((n, 11), np.float32), np.zeros(n, bool), np.ones(n, bool), metadata={})
+    data = Dataset(
+        np.zeros((n, 11), np.float32),
+        np.zeros((n, 3), np.float32),
+        np.zeros(n, np.float32),
+        np.zeros((n, 11), np.float32),
+        np.zeros(n, bool),
+        np.ones(n, bool),
+        metadata={},
+    )
     ref, note = bench_offline.score_reference(data, "Hopper-v5")
     assert ref["source"] == "table['hopper']" and "lacks reference scores" in note and "-20.27" in note
     data.metadata.update(ref_min_score=0.0, ref_max_score=100.0)

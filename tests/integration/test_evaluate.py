@@ -87,8 +87,15 @@ def test_cvar_worst_and_mean_on_hand_made_returns(tmp_path):
     assert r.cvar == pytest.approx(1.4)
     r.cvar_alpha = 1.0
     assert r.cvar == pytest.approx(r.mean)
-    assert r.rows()[0] == {"x": 0.0, "mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0, "episodes": 2,
-                           "mean_length": 1.0}
+    assert r.rows()[0] == {
+        "x": 0.0,
+        "mean": 2.0,
+        "std": 1.0,
+        "min": 1.0,
+        "max": 3.0,
+        "episodes": 2,
+        "mean_length": 1.0,
+    }
 
 
 def test_reports_for_1d_2d_and_3d(tmp_path):
@@ -99,8 +106,15 @@ def test_reports_for_1d_2d_and_3d(tmp_path):
         grid = np.stack(np.meshgrid(*[np.linspace(0, 1, 3)] * dims, indexing="ij"), -1).reshape(-1, dims)
         points = [dict(zip(names, map(float, row))) for row in grid]
         returns = np.arange(len(points) * 2, dtype=float).reshape(-1, 2)
-        r = SuiteResult(f"s{dims}", "X-v0", names, points, returns, np.ones_like(returns, dtype=int),
-                        grid_shape=(3,) * dims)
+        r = SuiteResult(
+            f"s{dims}",
+            "X-v0",
+            names,
+            points,
+            returns,
+            np.ones_like(returns, dtype=int),
+            grid_shape=(3,) * dims,
+        )
         paths = write_reports(r, tmp_path / str(dims)) if dims < 3 else r.save(tmp_path / str(dims))
         assert paths["plot"].name == ("curve.png" if dims == 1 else "heatmap.png")
         assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
@@ -108,8 +122,9 @@ def test_reports_for_1d_2d_and_3d(tmp_path):
         doc = json.loads(paths["json"].read_text())
         assert doc["summary"]["worst"] == 0.5 and len(doc["rows"]) == 3**dims
         assert doc["worst_point"] == points[0] and all(isinstance(v, float) for v in r.summary().values())
-        assert paths["csv"].read_text().splitlines()[0] == ",".join([*names, "mean", "std", "min", "max",
-                                                                     "episodes", "mean_length"])
+        assert paths["csv"].read_text().splitlines()[0] == ",".join(
+            [*names, "mean", "std", "min", "max", "episodes", "mean_length"]
+        )
         assert "worst 0.50" in str(r)
 
 
@@ -117,8 +132,15 @@ def test_reports_for_1d_2d_and_3d(tmp_path):
 def ppo_zip(tmp_path_factory):
     from stable_baselines3 import PPO
 
-    model = PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=32, batch_size=32, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [8]})
+    model = PPO(
+        "MlpPolicy",
+        gym.make("CartPole-v1"),
+        n_steps=32,
+        batch_size=32,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [8]},
+    )
     path = tmp_path_factory.mktemp("sb3") / "ppo_cartpole.zip"
     model.save(path)
     return model, path
@@ -147,9 +169,20 @@ def test_evaluate_script_writes_reports(ppo_zip, tmp_path):
     _, path = ppo_zip
     out = tmp_path / "eval"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "evaluate.py"), f"checkpoint={path}", "suite=cartpole-2d",
-         "points_per_dim=2", "episodes=1", "workers=1", f"out_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "evaluate.py"),
+            f"checkpoint={path}",
+            "suite=cartpole-2d",
+            "points_per_dim=2",
+            "episodes=1",
+            "workers=1",
+            f"out_dir={out}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "worst" in proc.stdout and "mean return: rows masspole, columns length" in proc.stdout
@@ -180,21 +213,40 @@ def test_evaluate_script_over_seeds_writes_the_summary_over_runs(tmp_path):
     from rlrobust.core.checkpoint import save_checkpoint
 
     env = gym.make("CartPole-v1")
-    paths = [save_checkpoint(tmp_path / f"s{s}" / "checkpoints",
-                             rlrobust.make_agent("iqn", env.observation_space, env.action_space, seed=s, net_arch=[8]),
-                             step=0) for s in range(2)]
+    paths = [
+        save_checkpoint(
+            tmp_path / f"s{s}" / "checkpoints",
+            rlrobust.make_agent("iqn", env.observation_space, env.action_space, seed=s, net_arch=[8]),
+            step=0,
+        )
+        for s in range(2)
+    ]
     out = tmp_path / "eval"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "evaluate.py"), f"checkpoint=[{paths[0]},{paths[1]}]",
-         "suite=cartpole-2d", "points_per_dim=2", "episodes=1", "workers=1", "tensorboard=false",
-         f"out_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-        capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "evaluate.py"),
+            f"checkpoint=[{paths[0]},{paths[1]}]",
+            "suite=cartpole-2d",
+            "points_per_dim=2",
+            "episodes=1",
+            "workers=1",
+            "tensorboard=false",
+            f"out_dir={out}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {"run0", "run1", "summary_over_runs.json", "summary_over_runs.md", "profile_over_runs.png"} <= {
-        p.name for p in out.iterdir()}
+        p.name for p in out.iterdir()
+    }
     doc = json.loads((out / "summary_over_runs.json").read_text())
-    per_run_worst = [json.loads((out / f"run{i}" / "result.json").read_text())["summary"]["worst"] for i in range(2)]
+    per_run_worst = [
+        json.loads((out / f"run{i}" / "result.json").read_text())["summary"]["worst"] for i in range(2)
+    ]
     assert doc["over_runs"]["worst"]["runs"] == 2
     assert doc["over_runs"]["worst"]["mean"] == pytest.approx(np.mean(per_run_worst))
     assert [doc["runs"][str(p)]["worst"] for p in paths] == per_run_worst
@@ -203,7 +255,16 @@ def test_evaluate_script_over_seeds_writes_the_summary_over_runs(tmp_path):
 
 def test_evaluate_script_refuses_a_one_element_checkpoint_list(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "evaluate.py"), "checkpoint=[a]", "suite=cartpole-2d",
-         f"hydra.run.dir={tmp_path / 'hydra'}"], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(REPO / "scripts" / "evaluate.py"),
+            "checkpoint=[a]",
+            "suite=cartpole-2d",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "give at least two" in proc.stderr + proc.stdout

@@ -54,19 +54,30 @@ def assert_same_parameters(a: dict, b: dict) -> None:
 
 
 def final_agent_state(run_dir: Path) -> dict:
-    return torch.load(ckpt.latest_checkpoint(run_dir / "checkpoints") / "state.pt", weights_only=False)["agent_state"]
+    return torch.load(ckpt.latest_checkpoint(run_dir / "checkpoints") / "state.pt", weights_only=False)[
+        "agent_state"
+    ]
 
 
 # ------------------------------------------------------------------------------ env state
 
 
-@pytest.mark.parametrize("make", [
-    lambda: gym.make("CartPole-v1"),
-    lambda: make_env("Hopper-v5", {"kind": "random", "suite": "hopper-2d"}),
-    lambda: make_env("Hopper-v5", [{"kind": "dynamic", "suite": "hopper-2d", "adversary": "random"},
-                                   {"kind": "noisy_action", "alpha": 0.3}]),
-    lambda: make_env("rlrobust/Garnet-v0"),
-], ids=["cartpole", "hopper-random-params", "hopper-dynamic-noisy", "garnet"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gym.make("CartPole-v1"),
+        lambda: make_env("Hopper-v5", {"kind": "random", "suite": "hopper-2d"}),
+        lambda: make_env(
+            "Hopper-v5",
+            [
+                {"kind": "dynamic", "suite": "hopper-2d", "adversary": "random"},
+                {"kind": "noisy_action", "alpha": 0.3},
+            ],
+        ),
+        lambda: make_env("rlrobust/Garnet-v0"),
+    ],
+    ids=["cartpole", "hopper-random-params", "hopper-dynamic-noisy", "garnet"],
+)
 def test_a_restored_env_continues_bit_for_bit(make):
     """A second env, reset with another seed, continues exactly like the first after restoring
     the first's state mid-episode (simulator, RNGs, time limit, wrappers), across episode ends."""
@@ -106,8 +117,14 @@ def make_iqn(seed=0):
 
 
 def settings(**kw):
-    base = dict(total_steps=700, progress=False, final_eval_episodes=2, log_interval=50, checkpoint_interval=200,
-                num_envs=2)
+    base = dict(
+        total_steps=700,
+        progress=False,
+        final_eval_episodes=2,
+        log_interval=50,
+        checkpoint_interval=200,
+        num_envs=2,
+    )
     base.update(kw)
     return TrainerSettings(**base)
 
@@ -169,17 +186,26 @@ def test_an_env_without_state_capture_restarts_its_episodes_and_says_so(tmp_path
 
 
 def _train_code(run_dir: Path, spec: dict) -> str:
-    return ("import torch, rlrobust; torch.set_num_threads(1); "
-            f"rlrobust.train(run_dir={str(run_dir)!r}, progress=False, **{spec!r})")
+    return (
+        "import torch, rlrobust; torch.set_num_threads(1); "
+        f"rlrobust.train(run_dir={str(run_dir)!r}, progress=False, **{spec!r})"
+    )
 
 
-def _kill_at_random_step(run_dir: Path, code: str, rng: np.random.Generator, total: int, interval: int) -> int:
+def _kill_at_random_step(
+    run_dir: Path, code: str, rng: np.random.Generator, total: int, interval: int
+) -> int:
     """Start the run, SIGKILL it once its metrics pass a random step past the first checkpoint
     and off the checkpoint grid; return the step of the checkpoint it will resume from."""
     target = int(rng.integers(interval + 1, total - interval // 2))
     target += 1 if target % interval == 0 else 0
-    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
         rows = read_metrics(run_dir) if (run_dir / "metrics.jsonl").exists() else []
@@ -195,27 +221,45 @@ def _kill_at_random_step(run_dir: Path, code: str, rng: np.random.Generator, tot
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("spec", [
-    {"agent": "iqn", "env": "CartPole-v1", "total_steps": 3000, "num_envs": 2, "agent_kwargs": SMALL_IQN},
-    {"agent": "dsac", "env": "Hopper-v5", "total_steps": 1600, "num_envs": 2,
-     "perturbation": {"kind": "random", "suite": "hopper-2d"},
-     "agent_kwargs": {"net_arch": [32, 32], "learning_starts": 200, "batch_size": 32, "buffer_size": 5000}},
-    {"agent": "robust_rvi_q", "env": "rlrobust/Garnet-v0", "total_steps": 3000},
-], ids=["cartpole-iqn", "hopper-random-params-dsac", "garnet-robust-rvi-q"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"agent": "iqn", "env": "CartPole-v1", "total_steps": 3000, "num_envs": 2, "agent_kwargs": SMALL_IQN},
+        {
+            "agent": "dsac",
+            "env": "Hopper-v5",
+            "total_steps": 1600,
+            "num_envs": 2,
+            "perturbation": {"kind": "random", "suite": "hopper-2d"},
+            "agent_kwargs": {
+                "net_arch": [32, 32],
+                "learning_starts": 200,
+                "batch_size": 32,
+                "buffer_size": 5000,
+            },
+        },
+        {"agent": "robust_rvi_q", "env": "rlrobust/Garnet-v0", "total_steps": 3000},
+    ],
+    ids=["cartpole-iqn", "hopper-random-params-dsac", "garnet-robust-rvi-q"],
+)
 def test_sigkilled_at_a_random_step_resumes_bit_identical(tmp_path, spec):
     interval = spec["total_steps"] // 6
     spec = {**spec, "checkpoint_interval": interval, "log_interval": 50, "final_eval_episodes": 2}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    out = subprocess.run([sys.executable, "-c", _train_code(straight, spec)], capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", _train_code(straight, spec)], capture_output=True, text=True, timeout=900
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     rng = np.random.default_rng(int.from_bytes(os.urandom(4), "little"))
     resumed_from = _kill_at_random_step(killed, _train_code(killed, spec), rng, spec["total_steps"], interval)
-    out = subprocess.run([sys.executable, "-c", _train_code(killed, spec)], capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", _train_code(killed, spec)], capture_output=True, text=True, timeout=900
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"at step {resumed_from}; episodes continue" in out.stdout + out.stderr
     assert_same_parameters(final_agent_state(straight), final_agent_state(killed))
     assert deterministic_rows(straight) == deterministic_rows(killed)
-    assert json.loads((straight / "final_evaluation.json").read_text())["eval/return_mean"] == \
-        json.loads((killed / "final_evaluation.json").read_text())["eval/return_mean"]
+    assert (
+        json.loads((straight / "final_evaluation.json").read_text())["eval/return_mean"]
+        == json.loads((killed / "final_evaluation.json").read_text())["eval/return_mean"]
+    )

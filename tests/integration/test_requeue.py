@@ -25,14 +25,31 @@ REPO = Path(rlrobust.__file__).resolve().parent.parent
 def test_a_killed_submitit_sweep_resumes_each_job_from_its_checkpoint(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     command = [
-        sys.executable, "scripts/train.py", "-m", "hydra/launcher=submitit_local", "agent=iqn", "env=cartpole",
-        "seed=0,1", "total_steps=3000", "trainer.checkpoint_interval=500", "trainer.progress=false",
-        "trainer.final_eval_episodes=1", "agent.net_arch=[32]", "agent.learning_starts=100",
-        f"run_dir={tmp_path}/job" + "${hydra:job.num}", f"hydra.sweep.dir={tmp_path}/sweep",
+        sys.executable,
+        "scripts/train.py",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "agent=iqn",
+        "env=cartpole",
+        "seed=0,1",
+        "total_steps=3000",
+        "trainer.checkpoint_interval=500",
+        "trainer.progress=false",
+        "trainer.final_eval_episodes=1",
+        "agent.net_arch=[32]",
+        "agent.learning_starts=100",
+        f"run_dir={tmp_path}/job" + "${hydra:job.num}",
+        f"hydra.sweep.dir={tmp_path}/sweep",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    sweep = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 600
     while time.time() < deadline and not ckpt.list_checkpoints(tmp_path / "job0" / "checkpoints"):
         time.sleep(0.2)

@@ -71,7 +71,10 @@ def test_e6_manifest_and_format_version(tmp_path):
     path = ckpt.save_checkpoint(tmp_path, agent, step=7)
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["agent"] == "iqn" and manifest["step"] == 7
-    assert manifest["torch_version"] == torch.__version__ and manifest["rlrobust_version"] == rlrobust.__version__
+    assert (
+        manifest["torch_version"] == torch.__version__
+        and manifest["rlrobust_version"] == rlrobust.__version__
+    )
     manifest["format_version"] = ckpt.FORMAT_VERSION + 1
     manifest["checksum"] = ckpt._manifest_digest(manifest)  # as a newer writer would record it
     (path / "manifest.json").write_text(json.dumps(manifest))
@@ -94,14 +97,20 @@ def test_e5_resume_must_without_checkpoint_names_the_run_dir(tmp_path):
 
 def test_online_resume_ends_at_total_steps_without_duplicate_metrics(tmp_path):
     run = tmp_path / "run"
-    first = Trainer(make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200, final_eval_episodes=1),
-                    run).run()
+    first = Trainer(
+        make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200, final_eval_episodes=1), run
+    ).run()
     assert first.metrics["steps"] == 400
-    size_at_checkpoint = torch.load(ckpt.latest_checkpoint(run / "checkpoints") / "state.pt",
-                                    weights_only=False)["trainer_state"]["replay"]["size"]
+    size_at_checkpoint = torch.load(
+        ckpt.latest_checkpoint(run / "checkpoints") / "state.pt", weights_only=False
+    )["trainer_state"]["replay"]["size"]
     assert size_at_checkpoint == 400
-    resumed = Trainer(make_iqn(seed=5), cartpole,
-                      settings(total_steps=800, checkpoint_interval=200, final_eval_episodes=1), run).run()
+    resumed = Trainer(
+        make_iqn(seed=5),
+        cartpole,
+        settings(total_steps=800, checkpoint_interval=200, final_eval_episodes=1),
+        run,
+    ).run()
     assert resumed.metrics["steps"] == 800
     steps = [row["step"] for row in read_metrics(run)]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
@@ -113,19 +122,27 @@ def test_e3_offline_resume_in_a_fresh_agent_is_bitwise_equal(tmp_path):
     rng = np.random.default_rng(0)
     n = 500
     dataset = SimpleNamespace(
-        observations=rng.normal(size=(n, 4)).astype(np.float32), actions=rng.integers(0, 2, n),
-        rewards=rng.normal(size=n).astype(np.float32), next_observations=rng.normal(size=(n, 4)).astype(np.float32),
-        terminals=(rng.random(n) < 0.05), timeouts=np.zeros(n, bool))
+        observations=rng.normal(size=(n, 4)).astype(np.float32),
+        actions=rng.integers(0, 2, n),
+        rewards=rng.normal(size=n).astype(np.float32),
+        next_observations=rng.normal(size=(n, 4)).astype(np.float32),
+        terminals=(rng.random(n) < 0.05),
+        timeouts=np.zeros(n, bool),
+    )
     straight = Trainer(make_iqn(), cartpole, settings(total_steps=60), tmp_path / "a", dataset=dataset).run()
     Trainer(make_iqn(), cartpole, settings(total_steps=30), tmp_path / "b", dataset=dataset).run()
-    resumed = Trainer(make_iqn(seed=11), cartpole, settings(total_steps=60), tmp_path / "b", dataset=dataset).run()
+    resumed = Trainer(
+        make_iqn(seed=11), cartpole, settings(total_steps=60), tmp_path / "b", dataset=dataset
+    ).run()
     a, b = straight.agent.state_dict(), resumed.agent.state_dict()
     for net in a["networks"]:  # online AND target networks
         for key in a["networks"][net]:
             assert torch.equal(a["networks"][net][key], b["networks"][net][key]), (net, key)
     for k, v in a["optimizers"]["critic"]["state"].items():
         for name in v:
-            assert torch.equal(torch.as_tensor(v[name]), torch.as_tensor(b["optimizers"]["critic"]["state"][k][name]))
+            assert torch.equal(
+                torch.as_tensor(v[name]), torch.as_tensor(b["optimizers"]["critic"]["state"][k][name])
+            )
 
 
 def test_nan_stops_the_run_naming_term_and_step_and_keeps_a_loadable_checkpoint(tmp_path, monkeypatch):
@@ -175,24 +192,38 @@ def test_e4_sigkilled_run_resumes_and_ends_at_exactly_total_steps(tmp_path):
 def test_e6_resume_with_other_hyperparameters_lists_the_differing_keys(tmp_path):
     Trainer(make_iqn(), cartpole, settings(total_steps=200), tmp_path / "run").run()
     env = gym.make("CartPole-v1")
-    other = rlrobust.make_agent("iqn", env.observation_space, env.action_space,
-                                **{**SMALL_IQN, "batch_size": 16})
+    other = rlrobust.make_agent(
+        "iqn", env.observation_space, env.action_space, **{**SMALL_IQN, "batch_size": 16}
+    )
     with pytest.raises(CheckpointError, match="batch_size: 32 there, 16 now"):
         Trainer(other, cartpole, settings(total_steps=400), tmp_path / "run").run()
 
 
 def test_intervals_fire_when_vector_steps_cross_them(tmp_path):
-    Trainer(make_iqn(), cartpole, settings(total_steps=900, num_envs=3, checkpoint_interval=200, keep_checkpoints=10),
-            tmp_path / "run").run()
+    Trainer(
+        make_iqn(),
+        cartpole,
+        settings(total_steps=900, num_envs=3, checkpoint_interval=200, keep_checkpoints=10),
+        tmp_path / "run",
+    ).run()
     # steps advance by 3: the checkpoints land on the first vector step past each multiple of 200
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [
-        "step_000000201", "step_000000402", "step_000000600", "step_000000801", "step_000000900"]
+        "step_000000201",
+        "step_000000402",
+        "step_000000600",
+        "step_000000801",
+        "step_000000900",
+    ]
 
 
 def test_resume_never_moves_old_checkpoints_aside_and_a_finished_run_is_not_logged_twice(tmp_path):
     run = tmp_path / "run"
-    Trainer(make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200, final_eval_episodes=1), run).run()
-    Trainer(make_iqn(), cartpole, settings(total_steps=400, final_eval_episodes=1), run).run()  # resumes at the end
+    Trainer(
+        make_iqn(), cartpole, settings(total_steps=400, checkpoint_interval=200, final_eval_episodes=1), run
+    ).run()
+    Trainer(
+        make_iqn(), cartpole, settings(total_steps=400, final_eval_episodes=1), run
+    ).run()  # resumes at the end
     steps = [row["step"] for row in read_metrics(run)]
     assert len(steps) == len(set(steps))
     Trainer(make_iqn(), cartpole, settings(total_steps=200, resume="never"), run).run()

@@ -33,8 +33,14 @@ def cartpole():
 
 
 def settings(**kw):
-    base = dict(total_steps=300, progress=False, final_eval_episodes=0, log_interval=100, checkpoint_interval=100,
-                keep_checkpoints=5)
+    base = dict(
+        total_steps=300,
+        progress=False,
+        final_eval_episodes=0,
+        log_interval=100,
+        checkpoint_interval=100,
+        keep_checkpoints=5,
+    )
     base.update(kw)
     return TrainerSettings(**base)
 
@@ -43,12 +49,19 @@ def settings(**kw):
 
 
 def test_a_second_run_on_a_live_run_dir_is_refused_naming_the_holder_and_a_dead_ones_lock_is_taken_over(
-        tmp_path, capsys):
+    tmp_path, capsys
+):
     run = tmp_path / "run"
-    code = (f"import rlrobust; rlrobust.train('iqn', 'CartPole-v1', total_steps=10**6, run_dir={str(run)!r}, "
-            f"agent_kwargs={SMALL_IQN!r}, progress=False)")
-    holder = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    code = (
+        f"import rlrobust; rlrobust.train('iqn', 'CartPole-v1', total_steps=10**6, run_dir={str(run)!r}, "
+        f"agent_kwargs={SMALL_IQN!r}, progress=False)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not (run / "metrics.jsonl").exists():
@@ -56,7 +69,9 @@ def test_a_second_run_on_a_live_run_dir_is_refused_naming_the_holder_and_a_dead_
         assert (run / "metrics.jsonl").exists(), "the first run did not start"
         rows_before = len(read_metrics(run))
         with pytest.raises(RunDirLockedError) as info:
-            rlrobust.train("iqn", "CartPole-v1", total_steps=200, run_dir=run, agent_kwargs=SMALL_IQN, progress=False)
+            rlrobust.train(
+                "iqn", "CartPole-v1", total_steps=200, run_dir=run, agent_kwargs=SMALL_IQN, progress=False
+            )
         message = str(info.value)
         assert f"PID {holder.pid}" in message and socket.gethostname() in message and "started 20" in message
         assert len(read_metrics(run)) >= rows_before  # the refused run wrote nothing, truncated nothing

@@ -13,12 +13,19 @@ from rlrobust.core.errors import ConfigError, MissingDependencyError
 from rlrobust.core.logging import read_metrics
 from rlrobust.core.runner import compose_train_config
 
-TINY = {"agent_kwargs": {"learning_starts": 100, "net_arch": [16], "buffer_size": 1000},
-        "progress": False, "log_interval": 100, "checkpoint_interval": 0, "final_eval_episodes": 1}
+TINY = {
+    "agent_kwargs": {"learning_starts": 100, "net_arch": [16], "buffer_size": 1000},
+    "progress": False,
+    "log_interval": 100,
+    "checkpoint_interval": 0,
+    "final_eval_episodes": 1,
+}
 
 
 def _train(run_dir, logger, total_steps=200):
-    return rlrobust.train("iqn", "CartPole-v1", total_steps=total_steps, seed=0, run_dir=run_dir, logger=logger, **TINY)
+    return rlrobust.train(
+        "iqn", "CartPole-v1", total_steps=total_steps, seed=0, run_dir=run_dir, logger=logger, **TINY
+    )
 
 
 def test_logger_group_composes_and_tensorboard_stays_the_default():

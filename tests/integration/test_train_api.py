@@ -47,10 +47,20 @@ class IdentityEnv(gym.Env):
 
 def test_c8_iqn_solves_the_identity_env_through_train(tmp_path):
     result = rlrobust.train(
-        "iqn", IdentityEnv, total_steps=3000, seed=0, run_dir=tmp_path / "run",
-        agent_kwargs={"learning_starts": 500, "net_arch": [64, 64], "exploration_fraction": 0.3,
-                      "target_update_interval": 100},
-        progress=False, final_eval_episodes=5, checkpoint_interval=0,
+        "iqn",
+        IdentityEnv,
+        total_steps=3000,
+        seed=0,
+        run_dir=tmp_path / "run",
+        agent_kwargs={
+            "learning_starts": 500,
+            "net_arch": [64, 64],
+            "exploration_fraction": 0.3,
+            "target_update_interval": 100,
+        },
+        progress=False,
+        final_eval_episodes=5,
+        checkpoint_interval=0,
     )
     assert result.metrics["eval/return_mean"] >= 90, result.metrics
     assert result.run_dir == tmp_path / "run"
@@ -71,19 +81,39 @@ def test_unknown_trainer_option_and_uneven_vector_steps_fail_clearly(tmp_path):
 
 
 def test_vector_envs_count_every_step_once(tmp_path):
-    result = rlrobust.train("iqn", "CartPole-v1", total_steps=400, run_dir=tmp_path / "run", num_envs=4,
-                            agent_kwargs={"learning_starts": 100, "net_arch": [16]}, progress=False,
-                            final_eval_episodes=0)
+    result = rlrobust.train(
+        "iqn",
+        "CartPole-v1",
+        total_steps=400,
+        run_dir=tmp_path / "run",
+        num_envs=4,
+        agent_kwargs={"learning_starts": 100, "net_arch": [16]},
+        progress=False,
+        final_eval_episodes=0,
+    )
     assert result.metrics["steps"] == 400
     assert result.agent.num_updates == (400 - 100) // 4 + 1  # one update per vector step once learning
 
 
 def test_multirun_sweep_writes_one_job_dir_per_seed(tmp_path):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", "seed=0,1", "total_steps=200",
-         "agent.learning_starts=50", "agent.net_arch=[16]", "trainer.progress=false", "trainer.final_eval_episodes=1",
-         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train.py"),
+            "-m",
+            "seed=0,1",
+            "total_steps=200",
+            "agent.learning_starts=50",
+            "agent.net_arch=[16]",
+            "trainer.progress=false",
+            "trainer.final_eval_episodes=1",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     for job in ("0", "1"):
         job_dir = tmp_path / "sweep" / job
@@ -94,10 +124,21 @@ def test_multirun_sweep_writes_one_job_dir_per_seed(tmp_path):
 def test_offline_run_evaluates_in_the_env_recovered_from_the_dataset(tmp_path):
     from rlrobust.data import record_dataset
 
-    record_dataset(lambda obs: np.zeros(1, np.float32), "Pendulum-v1", dataset_id="test/pendulum/zero-v0",
-                   episodes=2, seed=0)
-    result = rlrobust.train("riql", dataset="test/pendulum/zero-v0", total_steps=20, run_dir=tmp_path / "run",
-                            agent_kwargs={"net_arch": [16, 16], "batch_size": 32}, progress=False,
-                            final_eval_episodes=1)
+    record_dataset(
+        lambda obs: np.zeros(1, np.float32),
+        "Pendulum-v1",
+        dataset_id="test/pendulum/zero-v0",
+        episodes=2,
+        seed=0,
+    )
+    result = rlrobust.train(
+        "riql",
+        dataset="test/pendulum/zero-v0",
+        total_steps=20,
+        run_dir=tmp_path / "run",
+        agent_kwargs={"net_arch": [16, 16], "batch_size": 32},
+        progress=False,
+        final_eval_episodes=1,
+    )
     assert "id: Pendulum-v1" in (tmp_path / "run" / "config.yaml").read_text()
     assert result.metrics["steps"] == 20 and np.isfinite(result.metrics["eval/return_mean"])

@@ -17,13 +17,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # folder -> the import name it ships as
-PACKAGE_DIRS = {"rlrobust": "rlrobust", "agents": "rlrobust.agents", "envs": "rlrobust.envs", "conf": "rlrobust.conf"}
+PACKAGE_DIRS = {
+    "rlrobust": "rlrobust",
+    "agents": "rlrobust.agents",
+    "envs": "rlrobust.envs",
+    "conf": "rlrobust.conf",
+}
 
 # (layer, rank, module prefixes). A prefix covers the module and its submodules; "rlrobust" alone
 # is the package's __init__ (the public API). The longest matching prefix decides.
 LAYERS: list[tuple[str, int, tuple[str, ...]]] = [
     ("core", 0, ("rlrobust.core", "rlrobust._version")),
-    ("robust/data/envs/interop", 1, ("rlrobust.robust", "rlrobust.data", "rlrobust.envs", "rlrobust.interop")),
+    (
+        "robust/data/envs/interop",
+        1,
+        ("rlrobust.robust", "rlrobust.data", "rlrobust.envs", "rlrobust.interop"),
+    ),
     ("evaluation/agents", 2, ("rlrobust.evaluation", "rlrobust.agents")),
     # The composition root: config -> env, agent, dataset, training and evaluation. runner.py lives
     # in core/ but wires every layer, so it sits above them all and nothing below imports it.
@@ -77,8 +86,9 @@ def imports_of(module: str, path: Path, is_package: bool, known: Iterable[str]) 
     return sorted(set(found))
 
 
-def import_graph(root: Path = ROOT, package_dirs: Mapping[str, str] = PACKAGE_DIRS
-                 ) -> tuple[dict[str, list[tuple[str, int]]], dict[str, Path]]:
+def import_graph(
+    root: Path = ROOT, package_dirs: Mapping[str, str] = PACKAGE_DIRS
+) -> tuple[dict[str, list[tuple[str, int]]], dict[str, Path]]:
     """``({module: [(imported module, line), ...]}, {module: file})``."""
     modules = module_files(root, package_dirs)
     graph = {m: imports_of(m, p, pkg, modules) for m, (p, pkg) in modules.items()}
@@ -95,7 +105,9 @@ def layer_of(module: str, layers: list[tuple[str, int, tuple[str, ...]]] = LAYER
     return None if best is None else (best[1], best[2])
 
 
-def circles(graph: Mapping[str, list[tuple[str, int]]], ignore: Iterable[tuple[str, str]] = ()) -> list[list[str]]:
+def circles(
+    graph: Mapping[str, list[tuple[str, int]]], ignore: Iterable[tuple[str, str]] = ()
+) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan), each sorted."""
     ignore = set(ignore)
     edges = {m: sorted({t for t, _ in targets if (m, t) not in ignore}) for m, targets in graph.items()}
@@ -132,8 +144,12 @@ def circles(graph: Mapping[str, list[tuple[str, int]]], ignore: Iterable[tuple[s
     return found
 
 
-def describe_circle(component: list[str], graph: Mapping[str, list[tuple[str, int]]], files: Mapping[str, Path],
-                    root: Path = ROOT) -> str:
+def describe_circle(
+    component: list[str],
+    graph: Mapping[str, list[tuple[str, int]]],
+    files: Mapping[str, Path],
+    root: Path = ROOT,
+) -> str:
     members = set(component)
     lines = [f"import circle between {', '.join(component)}:"]
     for m in component:
@@ -143,9 +159,13 @@ def describe_circle(component: list[str], graph: Mapping[str, list[tuple[str, in
     return "\n".join(lines)
 
 
-def layering_violations(graph: Mapping[str, list[tuple[str, int]]], files: Mapping[str, Path], root: Path = ROOT,
-                        layers: list[tuple[str, int, tuple[str, ...]]] = LAYERS,
-                        ignore: Iterable[tuple[str, str]] = ()) -> list[str]:
+def layering_violations(
+    graph: Mapping[str, list[tuple[str, int]]],
+    files: Mapping[str, Path],
+    root: Path = ROOT,
+    layers: list[tuple[str, int, tuple[str, ...]]] = LAYERS,
+    ignore: Iterable[tuple[str, str]] = (),
+) -> list[str]:
     ignore = set(ignore)
     found = []
     for module, targets in sorted(graph.items()):
@@ -155,8 +175,10 @@ def layering_violations(graph: Mapping[str, list[tuple[str, int]]], files: Mappi
             if mine is None or theirs is None or (module, target) in ignore:
                 continue
             if theirs[1] > mine[1]:
-                found.append(f"{files[module].relative_to(root)}:{line}: {module} ({mine[0]}) imports "
-                             f"{target} ({theirs[0]}), a higher layer")
+                found.append(
+                    f"{files[module].relative_to(root)}:{line}: {module} ({mine[0]}) imports "
+                    f"{target} ({theirs[0]}), a higher layer"
+                )
     return found
 
 
@@ -189,10 +211,16 @@ def test_the_library_never_imports_scripts_or_benchmarks():
     hits = []
     for module, (path, _) in module_files(ROOT, PACKAGE_DIRS).items():
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
-            hits += [f"{path.relative_to(ROOT)}:{node.lineno}: {module} imports {n}" for n in names
-                     if n.split(".")[0] in ("scripts", "benchmarks")]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            )
+            hits += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {module} imports {n}"
+                for n in names
+                if n.split(".")[0] in ("scripts", "benchmarks")
+            ]
     assert not hits, hits
 
 
@@ -204,25 +232,39 @@ def _tree(tmp_path: Path, files: dict[str, str]) -> tuple[dict[str, list[tuple[s
 
 
 def test_the_checks_catch_a_function_level_circle_and_an_upward_import(tmp_path):
-    graph, files = _tree(tmp_path, {
-        "rlrobust/__init__.py": "",
-        "rlrobust/core/__init__.py": "",
-        "rlrobust/core/a.py": "from rlrobust.core import b\n",
-        "rlrobust/core/b.py": "def f():\n    from rlrobust.core.a import x\n    from ..evaluation import suite\n",
-        "rlrobust/evaluation/__init__.py": "",
-        "rlrobust/evaluation/suite.py": "from rlrobust.envs.suites import get_suite\n",
-        "envs/__init__.py": "",
-        "envs/suites.py": "from . import perturbation\n",
-        "envs/perturbation.py": "import rlrobust.core.a\n",
-    })
-    assert graph["rlrobust.core.b"] == [("rlrobust.core.a", 2), ("rlrobust.evaluation", 3),
-                                        ("rlrobust.evaluation.suite", 3)]
+    graph, files = _tree(
+        tmp_path,
+        {
+            "rlrobust/__init__.py": "",
+            "rlrobust/core/__init__.py": "",
+            "rlrobust/core/a.py": "from rlrobust.core import b\n",
+            "rlrobust/core/b.py": "def f():\n    from rlrobust.core.a import x\n    from ..evaluation import suite\n",
+            "rlrobust/evaluation/__init__.py": "",
+            "rlrobust/evaluation/suite.py": "from rlrobust.envs.suites import get_suite\n",
+            "envs/__init__.py": "",
+            "envs/suites.py": "from . import perturbation\n",
+            "envs/perturbation.py": "import rlrobust.core.a\n",
+        },
+    )
+    assert graph["rlrobust.core.b"] == [
+        ("rlrobust.core.a", 2),
+        ("rlrobust.evaluation", 3),
+        ("rlrobust.evaluation.suite", 3),
+    ]
     assert graph["rlrobust.envs.suites"] == [("rlrobust.envs", 1), ("rlrobust.envs.perturbation", 1)]
     found = circles(graph)
-    assert found == [["rlrobust.core.a", "rlrobust.core.b", "rlrobust.envs.perturbation",
-                      "rlrobust.envs.suites", "rlrobust.evaluation.suite"]]
-    assert "rlrobust/core/b.py:2: rlrobust.core.b imports rlrobust.core.a" in describe_circle(found[0], graph, files,
-                                                                                          tmp_path)
+    assert found == [
+        [
+            "rlrobust.core.a",
+            "rlrobust.core.b",
+            "rlrobust.envs.perturbation",
+            "rlrobust.envs.suites",
+            "rlrobust.evaluation.suite",
+        ]
+    ]
+    assert "rlrobust/core/b.py:2: rlrobust.core.b imports rlrobust.core.a" in describe_circle(
+        found[0], graph, files, tmp_path
+    )
     violations = layering_violations(graph, files, tmp_path)
     assert violations == [
         "rlrobust/core/b.py:3: rlrobust.core.b (core) imports rlrobust.evaluation (evaluation/agents), a higher layer",

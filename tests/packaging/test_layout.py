@@ -34,8 +34,11 @@ def test_j4_no_top_level_agents_or_envs_imports():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
-            hits += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
-                     if n.split(".")[0] in ("agents", "envs")]
+            hits += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {n}"
+                for n in names
+                if n.split(".")[0] in ("agents", "envs")
+            ]
     assert not hits, hits
     # a physical rlrobust/agents or rlrobust/envs folder would shadow the package-dir mapping
     assert not (ROOT / "rlrobust" / "agents").exists() and not (ROOT / "rlrobust" / "envs").exists()
@@ -58,7 +61,17 @@ def test_j3_every_library_error_subclasses_the_base():
 
 
 GLOBAL_RNG = {("np", "random"), ("numpy", "random"), ("random",), ("torch",)}
-TORCH_GLOBAL = {"manual_seed", "seed", "rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial"}
+TORCH_GLOBAL = {
+    "manual_seed",
+    "seed",
+    "rand",
+    "randn",
+    "randint",
+    "randperm",
+    "normal",
+    "bernoulli",
+    "multinomial",
+}
 NUMPY_ALLOWED = {"default_rng", "Generator", "SeedSequence", "PCG64", "RandomState"}
 
 
@@ -96,13 +109,29 @@ def test_d4_no_global_rng_calls_in_library_code():
 
 @pytest.mark.slow
 def test_j5_wheel_holds_only_the_namespace_with_configs(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
-                          str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     wheel = next(tmp_path.glob("rlrobust-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     payload = [n for n in names if ".dist-info/" not in n]
-    assert payload and all(n.startswith("rlrobust/") for n in payload), [n for n in payload if not n.startswith("rlrobust/")]
+    assert payload and all(n.startswith("rlrobust/") for n in payload), [
+        n for n in payload if not n.startswith("rlrobust/")
+    ]
     assert "rlrobust/py.typed" in names
     yamls = {p.relative_to(ROOT).as_posix() for p in (ROOT / "conf").rglob("*.yaml")}
     assert {f"rlrobust/{y}" for y in yamls} <= set(names)

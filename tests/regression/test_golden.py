@@ -6,8 +6,9 @@ so it cannot slip in unnoticed. When a change is intended, rewrite the snapshots
 ``pytest tests/regression --update-golden`` and review the JSON diff in the commit.
 
 Bitwise float results depend on the torch build and the CPU's vector instructions, so the exact
-hash is compared only on the platform the snapshot was written on (torch version, machine, CPU
-capability, all recorded in the file). Elsewhere the per-tensor sums and norms must agree to a
+hash is compared only on the platform the snapshot was written on (torch and numpy versions,
+machine, CPU capability and a digest of the CPU's feature flags, all recorded in the file: two
+AVX512 machines with other flags or another numpy gave bitwise-different results). Elsewhere the per-tensor sums and norms must agree to a
 relative 1e-4: that still catches real changes, which move them far more.
 """
 
@@ -18,6 +19,7 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from fakes import build_agent, flat_tensors, run_updates
@@ -29,9 +31,24 @@ UPDATES = 50
 RTOL = 1e-4
 
 
+def cpu_flags_digest() -> str:
+    """Short digest of the CPU's feature flags (Linux ``/proc/cpuinfo``; "unknown" elsewhere)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    flags = next((line.split(":", 1)[1] for line in lines if line.startswith("flags")), "")
+    return hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
+
+
 def platform_fingerprint() -> dict[str, str]:
-    return {"torch": torch.__version__, "machine": platform.machine(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": cpu_flags_digest(),
+    }
 
 
 def snapshot(name: str) -> dict:
@@ -46,15 +63,22 @@ def snapshot(name: str) -> dict:
         digest.update(t.numpy().tobytes())
         x = t.double()
         checksums[key] = {"shape": list(t.shape), "sum": x.sum().item(), "norm": x.norm().item()}
-    return {"agent": name, "updates": UPDATES, "platform": platform_fingerprint(),
-            "sha256": digest.hexdigest(), "tensors": checksums}
+    return {
+        "agent": name,
+        "updates": UPDATES,
+        "platform": platform_fingerprint(),
+        "sha256": digest.hexdigest(),
+        "tensors": checksums,
+    }
 
 
 def checksum_differences(now: dict, golden: dict) -> list[str]:
     problems = []
     if now.keys() != golden.keys():
-        problems.append(f"tensors added {sorted(now.keys() - golden.keys())}, "
-                        f"removed {sorted(golden.keys() - now.keys())}")
+        problems.append(
+            f"tensors added {sorted(now.keys() - golden.keys())}, "
+            f"removed {sorted(golden.keys() - now.keys())}"
+        )
     for key in sorted(now.keys() & golden.keys()):
         a, b = now[key], golden[key]
         if a["shape"] != b["shape"]:
@@ -85,4 +109,5 @@ def test_d3_golden_snapshot(name, request):
         f"{name}: parameters after {UPDATES} updates differ from {path.name} "
         f"({'same' if same_platform else 'other'} platform: {golden['platform']}). "
         "If the change is intended, rerun with --update-golden and review the diff.\n"
-        + "\n".join(problems[:20] or ["bitwise difference only (checksums agree to 1e-4)"]))
+        + "\n".join(problems[:20] or ["bitwise difference only (checksums agree to 1e-4)"])
+    )

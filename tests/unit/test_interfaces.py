@@ -77,7 +77,9 @@ class ProgressAgent(MinimalAgent):
 
 
 def _train(agent: MinimalAgent, tmp_path, total_steps: int = 100) -> Trainer:
-    settings = TrainerSettings(total_steps=total_steps, progress=False, final_eval_episodes=2, log_interval=50)
+    settings = TrainerSettings(
+        total_steps=total_steps, progress=False, final_eval_episodes=2, log_interval=50
+    )
     trainer = Trainer(agent, lambda: gym.make("CartPole-v1"), settings, tmp_path / "run")
     result = trainer.run()
     assert result.metrics["steps"] == total_steps
@@ -126,8 +128,14 @@ def test_every_registered_agent_exposes_its_hooks_through_the_protocols():
 
     import rlrobust
 
-    expected = {"dr_rpo": "fresh_batches", "iqn": "set_progress", "iwocs": "training_params",
-                "idql": "prepare", "riql": "prepare", "robust_rvi_q": "attach"}
+    expected = {
+        "dr_rpo": "fresh_batches",
+        "iqn": "set_progress",
+        "iwocs": "training_params",
+        "idql": "prepare",
+        "riql": "prepare",
+        "robust_rvi_q": "attach",
+    }
     for name in rlrobust.list_agents():
         agent = build_agent(name)
         assert isinstance(agent, Agent), name

@@ -219,8 +219,12 @@ def test_bad_inputs_raise_clear_errors():
 
 
 # ---------------------------------------------------------------------- the MLMC fast path
-FAST = [("tv", [0.05, 0.4, 1.0]), ("chi2", [0.05, 0.5, 8.0]), ("kl", [0.01, 0.2, 3.0]),
-        ("wasserstein", [0.1, 0.7, 6.0])]
+FAST = [
+    ("tv", [0.05, 0.4, 1.0]),
+    ("chi2", [0.05, 0.5, 8.0]),
+    ("kl", [0.01, 0.2, 3.0]),
+    ("wasserstein", [0.1, 0.7, 6.0]),
+]
 
 
 def empirical_stack(rng, n_rows, S):
@@ -261,7 +265,10 @@ def test_shared_point_and_pair_paths_equal_the_reference_per_row(name, radii):
             for i in range(0, 60, 6):  # and against the independent references
                 tol = 1e-8 if name in ("chi2", "kl") else 1e-7  # HiGHS' own tolerance for the LPs
                 assert abs(got[0, i] - reference(name, p[0, i], v[i], delta)) <= tol
-                assert abs(pair[i] - reference(name, 0.5 * (np.eye(S)[x[i]] + np.eye(S)[y[i]]), v[i], delta)) <= tol
+                assert (
+                    abs(pair[i] - reference(name, 0.5 * (np.eye(S)[x[i]] + np.eye(S)[y[i]]), v[i], delta))
+                    <= tol
+                )
 
 
 def test_wasserstein_fast_path_with_custom_metric_and_order():
@@ -304,7 +311,9 @@ def test_mlmc_estimate_equals_the_plain_formula_draw_by_draw(name, radius):
         n = int(requested[r])
         level = int(math.log2(n)) - 1
         samples = sampler(torch.tensor([r]), n)[0].numpy()
-        emp = [np.bincount(s, minlength=S) / len(s) for s in (samples[:1], samples, samples[0::2], samples[1::2])]
+        emp = [
+            np.bincount(s, minlength=S) / len(s) for s in (samples[:1], samples, samples[0::2], samples[1::2])
+        ]
         sig = [ks.support(e, v[r]) for e in emp]
         prob = psi * (1 - psi) ** level
         want = sig[0] + (sig[1] - 0.5 * (sig[2] + sig[3])) / prob
@@ -325,7 +334,9 @@ def test_mlmc_unbiased_on_every_pair_of_a_garnet(name, radius):
     a = torch.as_tensor(pairs[:, 1]).repeat(reps)
     v = torch.as_tensor(values).repeat(reps, 1)
     ks = make_kernel_set(name, radius)
-    draws = ks.estimate(v, lambda rows, n: model.sample(s[rows], a[rows], n, gen), gen).numpy().reshape(reps, -1)
+    draws = (
+        ks.estimate(v, lambda rows, n: model.sample(s[rows], a[rows], n, gen), gen).numpy().reshape(reps, -1)
+    )
     exact = ks.support(env.P[pairs[:, 0], pairs[:, 1]], values)
     z = (draws.mean(0) - exact) / (draws.std(0) / math.sqrt(reps))
     assert np.all(np.abs(z) <= 4.5), z  # 18 pairs: a |z| > 4.5 by chance has probability ~1e-4

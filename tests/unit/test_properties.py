@@ -20,8 +20,14 @@ from rlrobust.core.errors import CheckpointError
 from rlrobust.core.replay import NStepAccumulator
 
 # One sub-env's stream: (reward, end) per step, end = None | "terminated" | "truncated".
-steps = st.lists(st.tuples(st.floats(-10, 10, allow_nan=False, width=32),
-                           st.sampled_from([None, None, None, "terminated", "truncated"])), min_size=1, max_size=40)
+steps = st.lists(
+    st.tuples(
+        st.floats(-10, 10, allow_nan=False, width=32),
+        st.sampled_from([None, None, None, "terminated", "truncated"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 def reference(stream, n, gamma):
@@ -36,7 +42,7 @@ def reference(stream, n, gamma):
                 continue  # still pending when the stream ends
             last = min(last, stop - 1)
             ret, discount = 0.0, 1.0
-            for r, _ in stream[t:last + 1]:
+            for r, _ in stream[t : last + 1]:
                 ret += discount * float(r)
                 discount *= gamma
             done = end_index is not None and last == end_index and stream[end_index][1] == "terminated"
@@ -49,11 +55,25 @@ def run(acc, stream, offset=0):
     rows = []
     for i, (r, end) in enumerate(stream):
         t = offset + i
-        got = acc.push(np.array([t]), np.array([0]), np.array([r], np.float64), np.array([t + 1]),
-                       np.array([end == "terminated"]), np.array([end is not None]))
+        got = acc.push(
+            np.array([t]),
+            np.array([0]),
+            np.array([r], np.float64),
+            np.array([t + 1]),
+            np.array([end == "terminated"]),
+            np.array([end is not None]),
+        )
         if got is not None:
-            rows += [(int(o), rw, int(nx), d, g) for o, rw, nx, d, g in zip(
-                got["observations"], got["rewards"], got["next_observations"], got["dones"], got["discounts"])]
+            rows += [
+                (int(o), rw, int(nx), d, g)
+                for o, rw, nx, d, g in zip(
+                    got["observations"],
+                    got["rewards"],
+                    got["next_observations"],
+                    got["dones"],
+                    got["discounts"],
+                )
+            ]
     return rows
 
 
@@ -62,8 +82,10 @@ def run(acc, stream, offset=0):
 def test_n_step_transitions_match_the_definition_across_a_checkpoint(stream, n, gamma, split):
     expected = reference(stream, n, gamma)
     if n == 1:  # the pass-through path stores gamma itself as the discount
-        expected = [(t, np.float32(r), t + 1, np.float32(e == "terminated"), np.float32(gamma))
-                    for t, (r, e) in enumerate(stream)]
+        expected = [
+            (t, np.float32(r), t + 1, np.float32(e == "terminated"), np.float32(gamma))
+            for t, (r, e) in enumerate(stream)
+        ]
     assert run(NStepAccumulator(1, n, gamma), stream) == expected
     split = min(split, len(stream))
     first = NStepAccumulator(1, n, gamma)
@@ -79,12 +101,22 @@ def agent():
     return rlrobust.make_agent("iqn", env.observation_space, env.action_space, net_arch=[4])
 
 
-leaves = st.one_of(st.integers(-2**62, 2**62), st.floats(allow_nan=False), st.text(max_size=8), st.none(),
-                   st.builds(np.array, st.lists(st.floats(allow_nan=False, width=32), max_size=6)))
-trainer_states = st.dictionaries(st.text(min_size=1, max_size=6),
-                                 st.recursive(leaves, lambda c: st.lists(c, max_size=3)
-                                              | st.dictionaries(st.text(max_size=4), c, max_size=3), max_leaves=10),
-                                 max_size=5)
+leaves = st.one_of(
+    st.integers(-(2**62), 2**62),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.none(),
+    st.builds(np.array, st.lists(st.floats(allow_nan=False, width=32), max_size=6)),
+)
+trainer_states = st.dictionaries(
+    st.text(min_size=1, max_size=6),
+    st.recursive(
+        leaves,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+        max_leaves=10,
+    ),
+    max_size=5,
+)
 
 
 def same(a, b):
@@ -115,8 +147,11 @@ def saved(agent, tmp_path_factory):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.sampled_from([ckpt.STATE_FILE, ckpt.MANIFEST_FILE]), where=st.floats(0, 1, exclude_max=True),
-       mask=st.integers(1, 255))
+@given(
+    name=st.sampled_from([ckpt.STATE_FILE, ckpt.MANIFEST_FILE]),
+    where=st.floats(0, 1, exclude_max=True),
+    mask=st.integers(1, 255),
+)
 def test_any_changed_byte_of_a_checkpoint_is_caught(saved, name, where, mask):
     original = (saved / name).read_bytes()
     data = bytearray(original)
@@ -129,6 +164,8 @@ def test_any_changed_byte_of_a_checkpoint_is_caught(saved, name, where, mask):
         except CheckpointError as exc:
             assert name in str(exc)
         else:  # only a change JSON parses identically (whitespace to whitespace) may pass
-            assert name == ckpt.MANIFEST_FILE and chr(original[index]).isspace() and chr(data[index]).isspace()
+            assert (
+                name == ckpt.MANIFEST_FILE and chr(original[index]).isspace() and chr(data[index]).isspace()
+            )
     finally:
         (saved / name).write_bytes(original)

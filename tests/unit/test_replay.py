@@ -14,9 +14,14 @@ from rlrobust.core.replay import NStepAccumulator, ReplayBuffer
 
 def rows(n, start=0, obs_dim=2):
     i = np.arange(start, start + n, dtype=np.float32)
-    return dict(observations=np.repeat(i[:, None], obs_dim, 1), actions=i.astype(np.int64), rewards=i,
-                next_observations=np.repeat(i[:, None] + 1, obs_dim, 1), dones=np.zeros(n, np.float32),
-                discounts=np.full(n, 0.9, np.float32))
+    return dict(
+        observations=np.repeat(i[:, None], obs_dim, 1),
+        actions=i.astype(np.int64),
+        rewards=i,
+        next_observations=np.repeat(i[:, None] + 1, obs_dim, 1),
+        dones=np.zeros(n, np.float32),
+        discounts=np.full(n, 0.9, np.float32),
+    )
 
 
 def test_fifo_overwrite_order_and_size():
@@ -55,14 +60,21 @@ def test_nstep_hand_computation_and_truncation_bootstrap():
     rewards = [1.0, 2.0, 3.0, 4.0]
     for t, r in enumerate(rewards):
         last = t == len(rewards) - 1
-        res = acc.push(np.array([[t]]), np.array([0]), np.array([r]), np.array([[t + 1]]),
-                       terminated=np.array([False]), episode_end=np.array([last]))
+        res = acc.push(
+            np.array([[t]]),
+            np.array([0]),
+            np.array([r]),
+            np.array([[t + 1]]),
+            terminated=np.array([False]),
+            episode_end=np.array([last]),
+        )
         if res is not None:
             out += [dict(zip(res, vals)) for vals in zip(*res.values())]
     # windows starting at t = 0, 1 are full (3 rewards); t = 2, 3 are flushed at the truncation
     assert [float(o["observations"][0]) for o in out] == [0, 1, 2, 3]
-    np.testing.assert_allclose([o["rewards"] for o in out], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3 + 0.25 * 4,
-                                                             3 + 0.5 * 4, 4])
+    np.testing.assert_allclose(
+        [o["rewards"] for o in out], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3 + 0.25 * 4, 3 + 0.5 * 4, 4]
+    )
     np.testing.assert_allclose([o["discounts"] for o in out], [0.125, 0.125, 0.25, 0.5])
     assert [float(o["next_observations"][0]) for o in out] == [3, 4, 4, 4]
     assert all(o["dones"] == 0 for o in out)  # truncation is not termination
@@ -70,9 +82,12 @@ def test_nstep_hand_computation_and_truncation_bootstrap():
 
 def test_nstep_termination_sets_done_for_every_pending_window():
     acc = NStepAccumulator(num_envs=1, n_step=5, gamma=0.9)
-    acc.push(np.array([[0]]), np.array([0]), np.array([1.0]), np.array([[1]]), np.array([False]), np.array([False]))
-    res = acc.push(np.array([[1]]), np.array([0]), np.array([1.0]), np.array([[2]]), np.array([True]),
-                   np.array([True]))
+    acc.push(
+        np.array([[0]]), np.array([0]), np.array([1.0]), np.array([[1]]), np.array([False]), np.array([False])
+    )
+    res = acc.push(
+        np.array([[1]]), np.array([0]), np.array([1.0]), np.array([[2]]), np.array([True]), np.array([True])
+    )
     assert res["dones"].tolist() == [1.0, 1.0]
     np.testing.assert_allclose(res["rewards"], [1.9, 1.0])
 

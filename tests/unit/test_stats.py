@@ -61,15 +61,20 @@ def test_performance_profile_counts_scores_above_each_threshold(tmp_path) -> Non
     frac, low, high = performance_profile(scores, [0.0, 3.0, 6.0], resamples=500, seed=0)
     np.testing.assert_allclose(frac, [1.0, 5 / 8, 3 / 8])
     assert np.all(low <= frac) and np.all(frac <= high)
-    path = plot_performance_profiles({"a": scores, "b": scores + 1.0}, tmp_path / "profile.png", resamples=200)
+    path = plot_performance_profiles(
+        {"a": scores, "b": scores + 1.0}, tmp_path / "profile.png", resamples=200
+    )
     assert path.stat().st_size > 0
 
 
-@pytest.mark.parametrize("bad, message", [
-    ([1.0], "at least 2 runs"),
-    ([[[1.0]]], "vector or a"),
-    ([1.0, float("nan")], "finite"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ([1.0], "at least 2 runs"),
+        ([[[1.0]]], "vector or a"),
+        ([1.0, float("nan")], "finite"),
+    ],
+)
 def test_bad_scores_are_refused(bad, message) -> None:
     with pytest.raises(ConfigError, match=message):
         summarize_runs(bad)
@@ -92,9 +97,16 @@ def test_write_suite_summary_reports_each_run_and_the_interval_over_runs(tmp_pat
 
     def result(offset: float) -> SuiteResult:
         returns = offset + np.arange(4 * 2, dtype=float).reshape(4, 2)  # 4 points x 2 episodes
-        return SuiteResult(suite="cartpole-2d", env_id="CartPole-v1", seed=0, names=("masspole", "length"),
-                           grid_shape=(2, 2), points=[{"masspole": 0.1, "length": 0.5}] * 4, returns=returns,
-                           lengths=np.ones_like(returns))
+        return SuiteResult(
+            suite="cartpole-2d",
+            env_id="CartPole-v1",
+            seed=0,
+            names=("masspole", "length"),
+            grid_shape=(2, 2),
+            points=[{"masspole": 0.1, "length": 0.5}] * 4,
+            returns=returns,
+            lengths=np.ones_like(returns),
+        )
 
     results = [result(0.0), result(10.0), result(20.0)]
     paths = write_suite_summary(results, tmp_path, names=["a", "b", "c"], resamples=200)

@@ -21,7 +21,9 @@ def check_distribution(p: np.ndarray, what: str = "p", atol: float = 1e-6) -> np
     """Validate rows of probabilities (last axis) and return them renormalised, float64."""
     p = np.asarray(p, dtype=np.float64)
     if p.ndim == 0 or p.shape[-1] == 0:
-        raise ModelError(f"{what} must have a non-empty last axis of next-state probabilities, got shape {p.shape}")
+        raise ModelError(
+            f"{what} must have a non-empty last axis of next-state probabilities, got shape {p.shape}"
+        )
     if not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ModelError(f"{what} must hold finite non-negative probabilities; got min {np.nanmin(p):.3g}")
     sums = p.sum(-1)
@@ -47,7 +49,11 @@ class KernelSet:
 
     def __init__(self, radius: float) -> None:
         lo, hi = self.radius_range
-        if not isinstance(radius, (int, float, np.floating)) or not (lo <= float(radius) <= hi) or math.isnan(radius):
+        if (
+            not isinstance(radius, (int, float, np.floating))
+            or not (lo <= float(radius) <= hi)
+            or math.isnan(radius)
+        ):
             raise ConfigError(
                 f"radius {radius!r} is outside the valid range [{lo}, {hi}] of the {self.name!r} uncertainty set"
             )
@@ -73,7 +79,9 @@ class KernelSet:
         p = check_distribution(p)
         v = np.asarray(v, dtype=np.float64)
         if v.shape[-1:] != p.shape[-1:] or v.ndim > 2 or p.ndim > 2:
-            raise ModelError(f"v of shape {v.shape} does not match p of shape {p.shape}; valid: (S,) or (N, S) each")
+            raise ModelError(
+                f"v of shape {v.shape} does not match p of shape {p.shape}; valid: (S,) or (N, S) each"
+            )
         if not np.all(np.isfinite(v)):
             raise ModelError("v must be finite")
         out = self.support_torch(torch.from_numpy(p), torch.from_numpy(v)).numpy()
@@ -150,8 +158,9 @@ class KernelSet:
             return 0.5 * (vx + vy)
         return self._support_pair(v64, x, y, torch.minimum(vx, vy), torch.maximum(vx, vy))
 
-    def _support_pair(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor,
-                      hi: torch.Tensor) -> torch.Tensor:
+    def _support_pair(
+        self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> torch.Tensor:
         """Default: the shared-value path on the two-sample distribution (``lo``/``hi``: min/max of v_x, v_y)."""
         p = torch.zeros_like(v)
         p.scatter_add_(1, x.unsqueeze(1), torch.full_like(lo, 0.5).unsqueeze(1))
@@ -182,7 +191,9 @@ class KernelSet:
             ``(N,)`` estimates, one per row.
         """
         if not 0.5 < psi < 1.0:
-            raise ConfigError(f"MLMC parameter psi={psi} must lie in (0.5, 1) (finite expected cost); 0.6 is the default")
+            raise ConfigError(
+                f"MLMC parameter psi={psi} must lie in (0.5, 1) (finite expected cost); 0.6 is the default"
+            )
         n_rows, n_states = v.shape
         v64 = v.to(torch.float64)
         levels, prob = mlmc_levels(n_rows, psi, max_level, generator, v.device)
@@ -208,5 +219,7 @@ class KernelSet:
             torch.mul(halves[:, 1], inv_half, out=dists[2])
             torch.add(dists[1], dists[2], out=dists[0]).mul_(0.5)
             sig = self.support_shared(dists, v1)  # (3, R): all, even, odd
-            out[rows] = self.support_point(v1, first) + (sig[0] - 0.5 * (sig[1] + sig[2])) / prob.index_select(0, rows)
+            out[rows] = self.support_point(v1, first) + (
+                sig[0] - 0.5 * (sig[1] + sig[2])
+            ) / prob.index_select(0, rows)
         return out

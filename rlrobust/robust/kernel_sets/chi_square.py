@@ -36,11 +36,14 @@ class ChiSquare(KernelSet):
         ps, vs = gather_columns(p, v, *charged_columns(p))
         return split_two_point(ps, vs, self._two_point, self._support).view(p.shape[:2])
 
-    def _support_pair(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor,
-                      hi: torch.Tensor) -> torch.Tensor:
+    def _support_pair(
+        self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> torch.Tensor:
         return self._two_point(lo, hi, torch.full_like(lo, 0.5))[0]
 
-    def _two_point(self, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _two_point(
+        self, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         keep = w - torch.minimum(torch.sqrt((self.radius * w * (1.0 - w)).clamp_(min=0.0)), w)
         return lo + keep * (hi - lo), torch.ones_like(w, dtype=torch.bool)
 

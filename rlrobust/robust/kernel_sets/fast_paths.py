@@ -28,8 +28,9 @@ def charged_columns(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return idx[:, :k], torch.arange(k, device=p.device) < count.unsqueeze(1)
 
 
-def gather_columns(p: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_columns(
+    p: torch.Tensor, v: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``p`` (K, N, S), ``v`` (N, S) restricted to the columns ``idx`` (N, k): flat ``(K·N, k)`` each,
     with zero mass on the padding."""
     K, N, k = p.shape[0], *idx.shape

@@ -42,13 +42,17 @@ class KullbackLeibler(KernelSet):
     def __init__(self, radius: float) -> None:
         super().__init__(radius)
         n = 2**self.TABLE_BITS
-        self._keep = torch.tensor([_kl_two_point_keep(self.radius, j / n) for j in range(n + 1)], dtype=torch.float64)
+        self._keep = torch.tensor(
+            [_kl_two_point_keep(self.radius, j / n) for j in range(n + 1)], dtype=torch.float64
+        )
 
     def _support(self, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         d = self.radius
         supp = p > 0
         v_min = torch.where(supp, v, torch.inf).amin(-1)
-        w = torch.where(supp, v - v_min.unsqueeze(-1), 0.0)  # ≥ 0 on the support, 0 at the best supported state
+        w = torch.where(
+            supp, v - v_min.unsqueeze(-1), 0.0
+        )  # ≥ 0 on the support, 0 at the best supported state
         span = w.amax(-1)
         p_best = rowsum(torch.where(supp & (w <= 1e-15 * span.unsqueeze(-1).clamp(min=1.0)), p, 0.0))
         interior = ((d < -torch.log(p_best)) & (span > 0)).nonzero().squeeze(1)
@@ -60,11 +64,14 @@ class KullbackLeibler(KernelSet):
         ps, vs = gather_columns(p, v, *charged_columns(p))
         return split_two_point(ps, vs, self._two_point, self._support).view(p.shape[:2])
 
-    def _support_pair(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor,
-                      hi: torch.Tensor) -> torch.Tensor:
+    def _support_pair(
+        self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> torch.Tensor:
         return lo + float(self._keep[2 ** (self.TABLE_BITS - 1)]) * (hi - lo)
 
-    def _two_point(self, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _two_point(
+        self, lo: torch.Tensor, hi: torch.Tensor, w: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         scaled = w * 2**self.TABLE_BITS  # exact: a power of two
         j = scaled.round()
         keep = self._keep.to(w.device).index_select(0, j.long())
@@ -89,8 +96,9 @@ def _kl_two_point_keep(delta: float, w: float) -> float:
         lo, hi = (mid, hi) if kl(mid) > delta else (lo, mid)
 
 
-def _kl_dual(p: torch.Tensor, w: torch.Tensor, span: torch.Tensor, delta: float, fixed: int = 5,
-             max_iter: int = 300) -> torch.Tensor:
+def _kl_dual(
+    p: torch.Tensor, w: torch.Tensor, span: torch.Tensor, delta: float, fixed: int = 5, max_iter: int = 300
+) -> torch.Tensor:
     """``max_β h(β)`` for rows ``p``, ``w ≥ 0`` (M, k) with ``min_{supp p} w = 0`` and an interior optimum.
 
     See :class:`KullbackLeibler`. ``fixed`` iterations run on every row before the first

@@ -12,8 +12,13 @@ import torch
 Sampler = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def mlmc_levels(n_rows: int, psi: float, max_level: int, generator: torch.Generator | None,
-                device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def mlmc_levels(
+    n_rows: int,
+    psi: float,
+    max_level: int,
+    generator: torch.Generator | None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MLMC levels ``N ~ Geom(Ψ)`` capped at ``max_level`` and their probabilities, each ``(n_rows,)``.
 
     ``P(N = k) = Ψ(1−Ψ)^k`` for ``k < max_level``; the capped level holds the whole tail ``(1−Ψ)^max_level``.

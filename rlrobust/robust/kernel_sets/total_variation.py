@@ -37,8 +37,9 @@ class TotalVariation(KernelSet):
     def _support_point(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return (1.0 - self.radius) * v.gather(1, x.unsqueeze(1)).squeeze(1) + self.radius * v.amin(-1)
 
-    def _support_pair(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor,
-                      hi: torch.Tensor) -> torch.Tensor:
+    def _support_pair(
+        self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> torch.Tensor:
         # remove δ from hi (it holds ½), then any excess from lo; all of it goes to min v
         from_hi, from_lo = min(self.radius, 0.5), max(self.radius - 0.5, 0.0)
         return (0.5 - from_lo) * lo + (0.5 - from_hi) * hi + self.radius * v.amin(-1)

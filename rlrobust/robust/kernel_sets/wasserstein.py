@@ -39,8 +39,13 @@ class Wasserstein(KernelSet):
         if metric is not None:
             m = np.asarray(metric, dtype=np.float64)
             off = ~np.eye(m.shape[0], dtype=bool) if m.ndim == 2 else None
-            if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.all(np.isfinite(m)) or np.any(np.diag(m) != 0) \
-                    or np.any(m[off] <= 0):
+            if (
+                m.ndim != 2
+                or m.shape[0] != m.shape[1]
+                or not np.all(np.isfinite(m))
+                or np.any(np.diag(m) != 0)
+                or np.any(m[off] <= 0)
+            ):
                 raise ConfigError(
                     "metric must be a square (S, S) finite matrix with zero diagonal and positive off-diagonal "
                     f"entries; got shape {m.shape}"
@@ -57,7 +62,9 @@ class Wasserstein(KernelSet):
                 i = np.arange(n_states, dtype=np.float64)
                 m = np.abs(i[:, None] - i[None, :])
             elif self.metric.shape[0] != n_states:
-                raise ModelError(f"Wasserstein metric is {self.metric.shape} but the model has {n_states} states")
+                raise ModelError(
+                    f"Wasserstein metric is {self.metric.shape} but the model has {n_states} states"
+                )
             else:
                 m = self.metric
             self._cost_cache[key] = torch.as_tensor(m**self.order, dtype=torch.float64, device=device)
@@ -76,16 +83,23 @@ class Wasserstein(KernelSet):
         rows = point.nonzero().squeeze(1)
         if rows.numel():
             b = base.index_select(0, rows)
-            x = idx.index_select(0, b).gather(-1, ps.index_select(0, rows).argmax(-1, keepdim=True)).squeeze(-1)
+            x = (
+                idx.index_select(0, b)
+                .gather(-1, ps.index_select(0, rows).argmax(-1, keepdim=True))
+                .squeeze(-1)
+            )
             out[rows] = self._support_point(v.index_select(0, b), x)
         rows = (~point).nonzero().squeeze(1)
         if rows.numel():
             b = base.index_select(0, rows)
-            out[rows] = self._solve_chunked(ps.index_select(0, rows), v.index_select(0, b), idx.index_select(0, b))
+            out[rows] = self._solve_chunked(
+                ps.index_select(0, rows), v.index_select(0, b), idx.index_select(0, b)
+            )
         return out.view(K, N)
 
-    def _support_pair(self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor,
-                      hi: torch.Tensor) -> torch.Tensor:
+    def _support_pair(
+        self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> torch.Tensor:
         out = torch.empty_like(lo)
         same = x == y
         rows = same.nonzero().squeeze(1)
@@ -94,8 +108,9 @@ class Wasserstein(KernelSet):
         rows = (~same).nonzero().squeeze(1)
         if rows.numel():
             src = torch.stack([x, y], 1).index_select(0, rows)
-            out[rows] = self._solve_chunked(torch.full(src.shape, 0.5, dtype=v.dtype, device=v.device),
-                                            v.index_select(0, rows), src)
+            out[rows] = self._solve_chunked(
+                torch.full(src.shape, 0.5, dtype=v.dtype, device=v.device), v.index_select(0, rows), src
+            )
         return out
 
     def _solve_chunked(self, p: torch.Tensor, v: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
@@ -103,8 +118,12 @@ class Wasserstein(KernelSet):
         chunk = max(1, 4_000_000 // (src.shape[1] * v.shape[1]))
         if p.shape[0] <= chunk:
             return self._solve(p, v, src)
-        return torch.cat([self._solve(p[i:i + chunk], v[i:i + chunk], src[i:i + chunk])
-                          for i in range(0, p.shape[0], chunk)])
+        return torch.cat(
+            [
+                self._solve(p[i : i + chunk], v[i : i + chunk], src[i : i + chunk])
+                for i in range(0, p.shape[0], chunk)
+            ]
+        )
 
     def _support_point(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Point mass δ_x: the LP over q has two constraints, so an optimal q charges one state j
@@ -121,8 +140,10 @@ class Wasserstein(KernelSet):
             for s in range(S):
                 near = [j for j in range(S) if c[s, j] <= budget]
                 far = [j for j in range(S) if c[s, j] > budget]
-                tables.append([(j, j, 0.0) for j in near]
-                              + [(j, k, (budget - c[s, j]) / (c[s, k] - c[s, j])) for j in near for k in far])
+                tables.append(
+                    [(j, j, 0.0) for j in near]
+                    + [(j, k, (budget - c[s, j]) / (c[s, k] - c[s, j])) for j in near for k in far]
+                )
             width = max(len(t) for t in tables)
             tables = [t + [t[0]] * (width - len(t)) for t in tables]  # pad with a repeat
             self._point_cache[key] = (
@@ -150,8 +171,9 @@ class Wasserstein(KernelSet):
         v_src = v.gather(1, src)
         v_t = v.t().contiguous()  # (S, M)
 
-        def evaluate(lam: torch.Tensor, p: torch.Tensor, v_t: torch.Tensor, cost: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        def evaluate(
+            lam: torch.Tensor, p: torch.Tensor, v_t: torch.Tensor, cost: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             m = torch.addcmul(v_t.unsqueeze(-1), cost, lam.view(1, -1, 1))
             g = m.amin(0)  # g_i(λ) = min_j v_j + λ·d(i, j)^l
             # d(i, j*)^l of a minimiser j* is a supergradient of g_i at λ (the cheapest one: the right derivative)
@@ -200,8 +222,16 @@ class Wasserstein(KernelSet):
             done = done | (d_c >= upper - 10 * tol) | (s_c == 0)
             right = live & (s_c > 0)
             left = live & ~(s_c > 0)
-            lam_a, d_a, s_a = torch.where(right, lam_c, lam_a), torch.where(right, d_c, d_a), torch.where(right, s_c, s_a)
-            lam_b, d_b, s_b = torch.where(left, lam_c, lam_b), torch.where(left, d_c, d_b), torch.where(left, s_c, s_b)
+            lam_a, d_a, s_a = (
+                torch.where(right, lam_c, lam_a),
+                torch.where(right, d_c, d_a),
+                torch.where(right, s_c, s_a),
+            )
+            lam_b, d_b, s_b = (
+                torch.where(left, lam_c, lam_b),
+                torch.where(left, d_c, d_b),
+                torch.where(left, s_c, s_b),
+            )
             state = [p, tol, lam_a, d_a, s_a, lam_b, d_b, s_b, best, rows, done]
         out[rows] = best
         return out
