@@ -74,8 +74,8 @@ class AgentBase:
     def __init__(
         self,
         config: Any,
-        observation_space: gym.Space,
-        action_space: gym.Space,
+        observation_space: gym.Space[Any],
+        action_space: gym.Space[Any],
         *,
         device: str | torch.device = "cpu",
         seed: int = 0,
@@ -167,14 +167,14 @@ class AgentBase:
             )
 
     @staticmethod
-    def require_discrete_actions(agent: str, space: gym.Space) -> int:
+    def require_discrete_actions(agent: str, space: gym.Space[Any]) -> int:
         """The number of actions of a ``Discrete`` space; any other space raises SpaceError."""
         if not isinstance(space, gym.spaces.Discrete):
             raise SpaceError(f"agent {agent!r} needs a Discrete action space, got {space}")
         return int(space.n)
 
     @staticmethod
-    def require_box_actions(agent: str, space: gym.Space) -> tuple[np.ndarray, np.ndarray]:
+    def require_box_actions(agent: str, space: gym.Space[Any]) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` of a bounded ``Box`` action space; any other space raises SpaceError."""
         if not isinstance(space, gym.spaces.Box):
             raise SpaceError(f"agent {agent!r} needs a continuous Box action space, got {space}")
@@ -185,7 +185,7 @@ class AgentBase:
         return space.low.astype(np.float32), space.high.astype(np.float32)
 
     @staticmethod
-    def require_discrete_obs(agent: str, space: gym.Space) -> int:
+    def require_discrete_obs(agent: str, space: gym.Space[Any]) -> int:
         """Number of states of a Discrete observation space (tabular agents)."""
         if not isinstance(space, gym.spaces.Discrete):
             raise SpaceError(
@@ -195,7 +195,7 @@ class AgentBase:
         return int(space.n)
 
     @staticmethod
-    def require_vector_obs(agent: str, space: gym.Space) -> int:
+    def require_vector_obs(agent: str, space: gym.Space[Any]) -> int:
         """The size of a 1-D ``Box`` observation space; any other space raises SpaceError."""
         if not isinstance(space, gym.spaces.Box) or len(space.shape or ()) != 1:
             raise SpaceError(f"agent {agent!r} needs a 1-D Box observation space (a vector), got {space}")

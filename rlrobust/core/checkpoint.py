@@ -45,7 +45,9 @@ def _library_version() -> str:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """An agent config (dataclass or mapping) as a plain dict."""
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return dataclasses.asdict(config)
+    return dict(config)
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -183,7 +183,7 @@ class Collector:
         self.envs.close()
 
 
-def _uniform_action_sampler(space: gym.Space) -> Callable[[np.random.Generator, int], np.ndarray]:
+def _uniform_action_sampler(space: gym.Space[Any]) -> Callable[[np.random.Generator, int], np.ndarray]:
     """A fast seeded uniform sampler (``space.sample()`` is slow and uses the space's own RNG)."""
     if isinstance(space, gym.spaces.Discrete):
         return lambda rng, n: (space.start + rng.integers(0, space.n, size=n)).astype(np.int64)

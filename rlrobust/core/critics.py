@@ -10,6 +10,7 @@ uniform)``: ``U(±1/√fan_in)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,8 @@ class ImplicitQuantileCritic(nn.Module):
         """The fraction embedding ``φ(τ)``: ``(B|1, N)`` → ``(B|1, N, W)``."""
         if taus.dim() != 2:
             raise ValueError(f"ImplicitQuantileCritic needs taus (B, N) or (1, N), got {tuple(taus.shape)}")
-        return self.embedding(taus)
+        phi: torch.Tensor = self.embedding(taus)
+        return phi
 
     @staticmethod
     def _check(psi: torch.Tensor, phi: torch.Tensor) -> None:
@@ -97,7 +99,7 @@ class ImplicitQuantileCritic(nn.Module):
         self._check(psi, phi)
         if not self._linear_head:
             return _sequential(self.head, psi.unsqueeze(1) * phi)
-        head = self.head[0]
+        head = cast(nn.Linear, self.head[0])  # _linear_head: the head is one nn.Linear
         b, w = psi.shape
         m = psi.unsqueeze(1) * head.weight  # (B, A, W): ψ_b ⊙ V_a
         if phi.shape[0] == 1:  # one (N, W) @ (W, B·A) matmul
@@ -111,7 +113,7 @@ class ImplicitQuantileCritic(nn.Module):
         self._check(psi, phi)
         if not self._linear_head:
             return _sequential(self.head, psi.unsqueeze(1) * phi).mean(dim=1)
-        head = self.head[0]
+        head = cast(nn.Linear, self.head[0])  # _linear_head: the head is one nn.Linear
         return F.linear(psi * phi.mean(dim=1), head.weight, head.bias)  # linear head: the mean moves inside
 
     def head_action_quantiles(
@@ -127,7 +129,7 @@ class ImplicitQuantileCritic(nn.Module):
         if not self._linear_head:
             z = _sequential(self.head, psi.unsqueeze(1) * phi)  # (B, N, A)
             return z.gather(2, actions.view(-1, 1, 1).expand(-1, z.shape[1], 1)).squeeze(2)
-        head = self.head[0]
+        head = cast(nn.Linear, self.head[0])  # _linear_head: the head is one nn.Linear
         m = psi * F.embedding(actions, head.weight)  # (B, W): ψ_b ⊙ V_{a_b}
         bias = F.embedding(actions, head.bias.unsqueeze(1))  # (B, 1): c_{a_b}
         if phi.shape[0] == 1:  # c_{a_b} + m_b·φ_n, one addmm

@@ -27,7 +27,7 @@ so a vector env (sync or async) reaches every sub-env's through ``get_attr``/``s
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Protocol, TypeGuard, cast
 
 import gymnasium as gym
 import numpy as np
@@ -72,7 +72,7 @@ _CLASSIC_FIELDS = ("state", "steps_beyond_terminated", "last_u")
 
 def rng_state(rng: np.random.Generator | None) -> dict[str, Any] | None:
     """A NumPy generator's state (None for None)."""
-    return None if rng is None else copy.deepcopy(rng.bit_generator.state)
+    return None if rng is None else copy.deepcopy(dict(rng.bit_generator.state))
 
 
 def rng_from_state(state: dict[str, Any] | None) -> np.random.Generator | None:
@@ -100,7 +100,17 @@ def _is_classic_control(env: Any) -> bool:
     return type(env).__module__.startswith("gymnasium.envs.classic_control")
 
 
-def _own_protocol(layer: Any) -> bool:
+class StatefulLayer(Protocol):
+    """An env or wrapper that captures and restores its own state (the protocol above)."""
+
+    def capture_state(self) -> Any:
+        """The layer's state, picklable."""
+
+    def restore_state(self, state: Any) -> None:
+        """Put the layer back into a state returned by :meth:`capture_state`."""
+
+
+def _own_protocol(layer: Any) -> TypeGuard[StatefulLayer]:
     return callable(getattr(layer, "capture_state", None)) and callable(getattr(layer, "restore_state", None))
 
 
@@ -202,7 +212,7 @@ def restore_env_state(env: gym.Env, states: list[tuple[str, Any]]) -> None:
         if not isinstance(layer, gym.Wrapper):
             _restore_base(layer, state)
         elif "own" in state:
-            layer.restore_state(state["own"])
+            cast(StatefulLayer, layer).restore_state(state["own"])
         else:
             for key, value in state["fields"].items():
                 setattr(layer, key, copy.deepcopy(value))

@@ -94,8 +94,8 @@ class Agent(Protocol):
     offline: ClassVar[bool]
 
     config: Any
-    observation_space: gym.Space
-    action_space: gym.Space
+    observation_space: gym.Space[Any]
+    action_space: gym.Space[Any]
     device: torch.device
     num_updates: int
 

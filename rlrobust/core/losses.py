@@ -62,9 +62,10 @@ def quantile_huber_loss(
             ``kappa ≤ 0``; the message names both shapes.
     """
     _check_quantile_huber(pred, target, taus, kappa)
-    return _QuantileHuber.apply(
+    loss: torch.Tensor = _QuantileHuber.apply(
         pred, target.detach().to(pred.dtype), taus.detach().to(pred.dtype), float(kappa)
     )
+    return loss
 
 
 def quantile_huber_loss_and_grad(

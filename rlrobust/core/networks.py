@@ -91,7 +91,8 @@ class EnsembleMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.ensemble_size, -1, -1)
-        return self.net(x)
+        out: torch.Tensor = self.net(x)
+        return out
 
 
 class CosineEmbedding(nn.Module):
@@ -99,6 +100,8 @@ class CosineEmbedding(nn.Module):
 
     Uses ``i = 0..n_cos-1`` as in the paper, so the ``i = 0`` feature is identically 1.
     """
+
+    freqs: torch.Tensor  # buffer
 
     def __init__(self, n_cos: int, dim: int) -> None:
         super().__init__()
@@ -118,6 +121,9 @@ class TanhGaussianActor(nn.Module):
 
     ``log π(a|s) = log N(u) − Σ log(1 + 1e-6 − tanh²u) − Σ log((high − low)/2)``.
     """
+
+    scale: torch.Tensor  # buffers: (high − low)/2 and (high + low)/2
+    offset: torch.Tensor
 
     def __init__(
         self,

@@ -35,12 +35,13 @@ def list_agents() -> list[str]:
     return sorted(_AGENTS)
 
 
-def get_agent_class(name: str) -> type:
+def get_agent_class(name: str) -> type[Any]:
     """The agent class registered as ``name``; :class:`UnknownAgentError` lists valid names."""
     if name not in _AGENTS:
         raise UnknownAgentError(f"unknown agent {name!r}; registered agents are {choices(_AGENTS)}")
     module_name, class_name = _AGENTS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
 def build_config(config_cls: type, overrides: Mapping[str, Any] | None = None, *, agent: str = "") -> Any:

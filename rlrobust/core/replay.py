@@ -184,7 +184,8 @@ class NStepAccumulator:
         if n_step < 1:
             raise ConfigError(f"n_step must be >= 1, got {n_step}")
         self.n_step, self.gamma = int(n_step), float(gamma)
-        self.windows: list[deque] = [deque() for _ in range(num_envs)]
+        # Per env: the last n steps as (obs, action, reward, extras) tuples.
+        self.windows: list[deque[tuple[Any, ...]]] = [deque() for _ in range(num_envs)]
 
     def push(
         self,
@@ -222,7 +223,7 @@ class NStepAccumulator:
             return None
         return {k: np.stack([o[k] for o in out]) for k in out[0]}
 
-    def _emit(self, window: deque, next_obs: np.ndarray, terminated: bool) -> dict[str, Any]:
+    def _emit(self, window: deque[tuple[Any, ...]], next_obs: np.ndarray, terminated: bool) -> dict[str, Any]:
         ret, discount = 0.0, 1.0
         for _, _, r, _ in window:
             ret += discount * r

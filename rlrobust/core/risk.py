@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -45,7 +46,8 @@ def cvar(tau: torch.Tensor, eta: float) -> torch.Tensor:
 
 def wang(tau: torch.Tensor, eta: float) -> torch.Tensor:
     """Wang's transform ``β(τ) = Φ(Φ⁻¹(τ) + η)``; ``η < 0`` is risk-averse."""
-    return torch.special.ndtr(torch.special.ndtri(tau) + eta)
+    distorted: torch.Tensor = torch.special.ndtr(torch.special.ndtri(tau) + eta)
+    return distorted
 
 
 def cpw(tau: torch.Tensor, eta: float) -> torch.Tensor:
@@ -101,7 +103,7 @@ def distortion(name: str, param: float | None = None) -> Distortion:
     fn, default, bounds = DISTORTIONS[name]
     if bounds is None:
         return fn
-    eta = default if param is None else float(param)
+    eta = float(param) if param is not None else cast(float, default)  # bounded ones all have a default
     if not (math.isfinite(eta) and bounds[0] <= eta <= bounds[1]):
         raise ConfigError(f"risk distortion {name!r}: parameter {param!r} out of range; valid: {_valid()}")
     return functools.partial(fn, eta=eta)

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 from omegaconf import DictConfig, OmegaConf
@@ -101,13 +101,21 @@ def compose_train_config(
     return cfg
 
 
+def plain_dict(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A config node (a ``DictConfig`` or any mapping) as a plain dict, interpolations resolved."""
+    if isinstance(node, DictConfig):
+        return cast(dict[str, Any], OmegaConf.to_container(node, resolve=True))
+    return dict(node)
+
+
+def plain_value(value: Any) -> Any:
+    """``value`` with any config node in it turned into plain containers (other values as they are)."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
 def agent_hyperparameters(agent_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The ``agent:`` node without its ``name``, as plain containers."""
-    plain = (
-        OmegaConf.to_container(agent_cfg, resolve=True)
-        if isinstance(agent_cfg, DictConfig)
-        else dict(agent_cfg)
-    )
+    plain = plain_dict(agent_cfg)
     plain.pop("name", None)
     return plain
 
@@ -128,19 +136,9 @@ def make_env_factory(env: Any, perturbation: Any = None) -> Callable[[], gym.Env
 
         return single
     if callable(env) and not isinstance(env, (str, Mapping, DictConfig)):
-        return env
-    spec = (
-        {"id": env}
-        if isinstance(env, str)
-        else OmegaConf.to_container(env, resolve=True)
-        if isinstance(env, DictConfig)
-        else dict(env)
-    )
-    pert = (
-        OmegaConf.to_container(perturbation, resolve=True)
-        if isinstance(perturbation, DictConfig)
-        else perturbation
-    )
+        return cast(Callable[[], gym.Env], env)
+    spec: dict[str, Any] = {"id": env} if isinstance(env, str) else plain_dict(env)
+    pert = plain_value(perturbation)
     env_id = spec["id"]
     kwargs = dict(spec.get("kwargs") or {})
     if spec.get("max_episode_steps"):
@@ -149,7 +147,8 @@ def make_env_factory(env: Any, perturbation: Any = None) -> Callable[[], gym.Env
     def factory() -> gym.Env:
         from rlrobust.envs import make_env
 
-        return make_env(env_id, perturbation=pert, **kwargs)
+        made: gym.Env = make_env(env_id, perturbation=pert, **kwargs)
+        return made
 
     return factory
 
@@ -159,7 +158,7 @@ def batched_env_factory(
 ) -> Callable[[int], gym.vector.VectorEnv] | None:
     """``num_envs -> VectorEnv`` of batched worlds when the env config says ``backend: warp``
     (MuJoCo Warp on ``device``, the agent's; the perturbation's parameters per world), else None."""
-    spec = OmegaConf.to_container(env, resolve=True) if isinstance(env, DictConfig) else env
+    spec = plain_value(env)
     backend = spec.get("backend", "cpu") if isinstance(spec, Mapping) else "cpu"
     if backend == "cpu":
         return None
@@ -168,11 +167,7 @@ def batched_env_factory(
     from rlrobust.envs.batched.warp_env import HostArrays, from_perturbation, import_warp
 
     import_warp()  # fail now, naming the extra, rather than after the agent is built
-    pert = (
-        OmegaConf.to_container(perturbation, resolve=True)
-        if isinstance(perturbation, DictConfig)
-        else perturbation
-    )
+    pert = plain_value(perturbation)
     kwargs = dict(spec.get("kwargs") or {})
     if spec.get("max_episode_steps"):
         kwargs["max_episode_steps"] = int(spec["max_episode_steps"])
@@ -212,7 +207,7 @@ def run_from_config(
     """
     settings = settings_from(
         {
-            **OmegaConf.to_container(cfg.trainer, resolve=True),
+            **plain_dict(cfg.trainer),
             "total_steps": cfg.total_steps,
             "seed": cfg.seed,
         }
@@ -223,7 +218,7 @@ def run_from_config(
     if dataset is None and cfg.dataset.get("id"):
         from rlrobust.data import dataset_from_config
 
-        dataset = dataset_from_config(OmegaConf.to_container(cfg.dataset, resolve=True))
+        dataset = dataset_from_config(plain_dict(cfg.dataset))
     recovered = recovered_env(dataset) if env is None and dataset is not None and env_from_dataset else None
     if recovered is not None:
         cfg.env = OmegaConf.create(recovered)
@@ -285,7 +280,7 @@ def _build_and_run(
         from rlrobust.evaluation.suite import check_policy_fits
 
         check_policy_fits(agent, suite)
-    run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config = plain_dict(cfg)
     # An experiment tracker (logger=wandb|mlflow) gets the config now, every scalar during
     # training, and the report files at the end; it is opened and closed here, around the run.
     tracker = make_tracker(run_config.get("logger"), run_dir)

@@ -7,7 +7,7 @@ identical and a generator's state can be checkpointed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,11 +34,11 @@ def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gene
     return gen
 
 
-def numpy_state(gen: np.random.Generator) -> dict:
+def numpy_state(gen: np.random.Generator) -> dict[str, Any]:
     """Checkpointable state of a NumPy generator."""
-    return gen.bit_generator.state
+    return dict(gen.bit_generator.state)
 
 
-def set_numpy_state(gen: np.random.Generator, state: dict) -> None:
+def set_numpy_state(gen: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore a generator's bit-generator state (inverse of :func:`numpy_state`)."""
     gen.bit_generator.state = state

@@ -86,7 +86,8 @@ class _RunIds:
     def get(self) -> str | None:
         if not self.path.exists():
             return None
-        return json.loads(self.path.read_text()).get(self.kind)
+        run_id: str | None = json.loads(self.path.read_text()).get(self.kind)
+        return run_id
 
     def set(self, run_id: str) -> None:
         ids = json.loads(self.path.read_text()) if self.path.exists() else {}

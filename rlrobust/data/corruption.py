@@ -182,7 +182,7 @@ def _adversarial(
                 q = critic(x, act)
             elif kind == "actions":
                 q = critic(obs, x)
-            else:
+            elif actor is not None:  # dynamics (checked above: it has an actor)
                 q = critic(x, actor(x))
             # autograd.grad leaves the critic's own .grad fields untouched.
             (grad,) = torch.autograd.grad(q.mean(), [p])

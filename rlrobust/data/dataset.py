@@ -139,7 +139,7 @@ def validate(dataset: Dataset, *, source: str = "dataset", allow_nonfinite: bool
             f"{source}: {int(both.sum())} transitions (first at row {int(np.argmax(both))}) are both terminal "
             "and timeout; a step that terminates counts as terminal only (set its timeout to False)"
         )
-    floats = ("observations", "next_observations", "rewards")
+    floats: tuple[str, ...] = ("observations", "next_observations", "rewards")
     if np.issubdtype(arrays["actions"].dtype, np.floating):
         floats += ("actions",)
     if not allow_nonfinite:
@@ -175,7 +175,7 @@ def _describe(space: Any, shape: tuple[int, ...]) -> str:
     return str(space) if space is not None else f"(not stored; arrays have shape {shape})"
 
 
-def check_spaces(dataset: Dataset, observation_space: gym.Space, action_space: gym.Space) -> None:
+def check_spaces(dataset: Dataset, observation_space: gym.Space[Any], action_space: gym.Space[Any]) -> None:
     """Raise :class:`DatasetError` if the dataset does not fit an environment's spaces.
 
     Compares kinds and shapes (Box vs Discrete, ``(obs_dim,)``, ``(act_dim,)``) and checks that

@@ -34,8 +34,8 @@ def load_dataset(
     source: str | os.PathLike[str],
     *,
     allow_nonfinite: bool = False,
-    observation_space: gym.Space | None = None,
-    action_space: gym.Space | None = None,
+    observation_space: gym.Space[Any] | None = None,
+    action_space: gym.Space[Any] | None = None,
     info_keys: tuple[str, ...] = (),
 ) -> Dataset:
     """Load an offline dataset as flat, validated transitions.
@@ -152,7 +152,9 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
-def _append_episode(ep: Any, parts: dict, infos: dict, info_keys: tuple[str, ...], label: str) -> None:
+def _append_episode(
+    ep: Any, parts: dict[str, list[Any]], infos: dict[str, list[Any]], info_keys: tuple[str, ...], label: str
+) -> None:
     """Add one Minari episode (``T+1`` observations, ``T`` of everything else) as ``T`` transitions."""
     obs = np.asarray(ep.observations)
     rew = np.asarray(ep.rewards).reshape(-1)
@@ -260,7 +262,7 @@ def _from_d4rl_arrays(raw: dict[str, np.ndarray], path: Path, file_meta: dict[st
     if ref_source is None and match:
         ref_min, ref_max = D4RL_REF_SCORES[match.group(1)]
         ref_source = f"built-in D4RL table ({match.group(1)}, matched from the file name)"
-    metadata = {
+    metadata: dict[str, Any] = {
         "source": "hdf5",
         "path": str(path),
         "dataset_id": None,

@@ -24,7 +24,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -71,11 +71,23 @@ def resolve_policy(policy: Any, *, deterministic: bool = True, device: str = "cp
 
             policy = load_agent(path, device=device)
     if hasattr(policy, "act") and hasattr(policy, "update"):  # an rlrobust agent
-        return lambda obs: policy.act(np.asarray(obs)[None], deterministic=deterministic)[0]
+        agent = policy
+
+        def agent_policy(obs: np.ndarray) -> np.ndarray:
+            action: np.ndarray = agent.act(np.asarray(obs)[None], deterministic=deterministic)[0]
+            return action
+
+        return agent_policy
     if hasattr(policy, "predict"):  # a Stable-Baselines3 model
-        return lambda obs: policy.predict(obs, deterministic=deterministic)[0]
+        model = policy
+
+        def model_policy(obs: np.ndarray) -> np.ndarray:
+            action: np.ndarray = model.predict(obs, deterministic=deterministic)[0]
+            return action
+
+        return model_policy
     if callable(policy):
-        return policy
+        return cast(Policy, policy)
     raise ConfigError(
         f"cannot record from policy {policy!r}; give an rlrobust checkpoint path, an SB3 .zip, an "
         "agent, an SB3 model or a callable obs -> action"
@@ -101,6 +113,21 @@ def _stack(values: list[Any]) -> Any:
     if isinstance(values[0], Mapping):
         return {k: _stack([v[k] for v in values]) for k in values[0]}
     return np.stack([np.asarray(v) for v in values])
+
+
+def _as_env(env: str | gym.Env, perturbation: Any) -> gym.Env:
+    """``env`` itself, or the env of id ``env`` built by ``rlrobust.envs.make_env``."""
+    if not isinstance(env, str):
+        return env
+    try:
+        from rlrobust.envs import make_env
+
+        made: gym.Env = make_env(env, perturbation=perturbation)
+        return made
+    except (ImportError, AttributeError):  # envs not installed yet: nominal env only
+        if perturbation is not None:
+            raise
+        return gym.make(env)
 
 
 def record_dataset(
@@ -155,16 +182,7 @@ def record_dataset(
                 "pass overwrite=True (overwrite=true on the command line)"
             )
         minari.delete_dataset(dataset_id)
-    if isinstance(env, str):
-        env_id = env
-        try:
-            from rlrobust.envs import make_env
-
-            env = make_env(env_id, perturbation=perturbation)
-        except (ImportError, AttributeError):  # envs not installed yet: nominal env only
-            if perturbation is not None:
-                raise
-            env = gym.make(env_id)
+    env = _as_env(env, perturbation)
     act_fn = resolve_policy(policy, deterministic=deterministic)
     env.action_space.seed(seed)
     buffers = []
@@ -296,7 +314,9 @@ def write_transitions(
     continues[:-1] = ~dones[:-1] & np.all(nxt[:-1] == obs[1:], axis=tuple(range(1, obs.ndim)))
     ends = np.flatnonzero(~continues)
     actions = (
-        np.asarray(transitions["actions"]).astype(env.action_space.dtype).reshape(n, *env.action_space.shape)
+        np.asarray(transitions["actions"])
+        .astype(env.action_space.dtype)
+        .reshape(n, *(env.action_space.shape or ()))
     )
     rewards = np.asarray(transitions["rewards"], dtype=np.float64).reshape(-1)
     buffers, start = [], 0

@@ -58,8 +58,8 @@ class NormalizedScore:
 
 def _task_key(env_id: str) -> str:
     """``"Hopper-v5"`` / ``"hopper-medium-v2"`` / ``"mujoco/hopper/medium-v0"`` → ``"hopper"``."""
-    name = env_id.lower().split("/")
-    name = name[1] if len(name) > 1 and name[0] in ("mujoco", "d4rl") else name[0]
+    parts = env_id.lower().split("/")
+    name = parts[1] if len(parts) > 1 and parts[0] in ("mujoco", "d4rl") else parts[0]
     return name.split("-")[0].split("_")[0]
 
 

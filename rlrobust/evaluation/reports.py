@@ -56,12 +56,14 @@ class SuiteResult:
     @property
     def point_means(self) -> np.ndarray:
         """``(P,)`` mean return per point."""
-        return self.returns.mean(axis=1)
+        means: np.ndarray = self.returns.mean(axis=1)
+        return means
 
     @property
     def point_stds(self) -> np.ndarray:
         """``(P,)`` return standard deviation per point (population, ddof=0)."""
-        return self.returns.std(axis=1)
+        stds: np.ndarray = self.returns.std(axis=1)
+        return stds
 
     @property
     def worst(self) -> float:
@@ -240,7 +242,7 @@ def _figure(result: SuiteResult) -> Any:
         ax.set_ylabel(names[1])
     else:
         # Grid points are in itertools.product order (first dimension slowest).
-        grid = means.reshape(result.grid_shape)
+        grid: np.ndarray = means.reshape(result.grid_shape)
         if grid.ndim > 2:
             grid = grid.reshape(grid.shape[0], grid.shape[1], -1).min(axis=2)
             title += f"\n(worst over {', '.join(names[2:])})"
@@ -315,8 +317,8 @@ def format_table(result: SuiteResult) -> str:
         row_values = [result.points[i * n1][names[0]] for i in range(n0)]
         lines.append(f"mean return: rows {names[0]}, columns {names[1]}")
         lines.append(f"{'':>10} " + " ".join(f"{v:>9.4g}" for v in col_values))
-        for value, row in zip(row_values, grid):
-            lines.append(f"{value:>10.4g} " + " ".join(f"{m:>9.2f}" for m in row))
+        for value, grid_row in zip(row_values, grid):
+            lines.append(f"{value:>10.4g} " + " ".join(f"{m:>9.2f}" for m in grid_row))
         return "\n".join(lines)
     header = [*names, "mean", "std", "min", "max", "episodes"]
     widths = [max(10, len(h)) for h in header]

@@ -67,11 +67,13 @@ def _pooled(samples: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _iqm_stat(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
-    return _scipy_stats().trim_mean(_pooled(samples), 0.25, axis=-1)
+    trimmed: np.ndarray = _scipy_stats().trim_mean(_pooled(samples), 0.25, axis=-1)
+    return trimmed
 
 
 def _mean_stat(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
-    return _pooled(samples).mean(axis=-1)
+    means: np.ndarray = _pooled(samples).mean(axis=-1)
+    return means
 
 
 STATISTICS: dict[str, Callable[..., np.ndarray]] = {"iqm": _iqm_stat, "mean": _mean_stat}
@@ -168,7 +170,7 @@ def summarize_runs(
         seed: seeds the resampling.
     """
     matrix = _score_matrix(scores)
-    options = {"confidence": confidence, "resamples": resamples, "seed": seed}
+    options: dict[str, Any] = {"confidence": confidence, "resamples": resamples, "seed": seed}
     return RunSummary(
         runs=matrix.shape[0],
         tasks=matrix.shape[1],
@@ -202,7 +204,7 @@ def summarize_suite_results(
     suites = sorted({r.suite for r in results})
     if len(suites) > 1:
         raise ConfigError(f"results of several suites {suites}; summarize one suite at a time")
-    options = {"confidence": confidence, "resamples": resamples, "seed": seed}
+    options: dict[str, Any] = {"confidence": confidence, "resamples": resamples, "seed": seed}
     return {
         metric: summarize_runs([getattr(r, metric) for r in results], **options)
         for metric in ("worst", "mean", "cvar")
@@ -288,7 +290,8 @@ def performance_profile(
     def fraction_above(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
         pooled = _pooled(samples)
         # Outputs first: scipy expects (len(taus), ...) from a vector-valued statistic.
-        return (pooled[None] > thresholds.reshape(-1, *([1] * pooled.ndim))).mean(axis=-1)
+        fractions: np.ndarray = (pooled[None] > thresholds.reshape(-1, *([1] * pooled.ndim))).mean(axis=-1)
+        return fractions
 
     point = fraction_above(*matrix.T[:, None, :])[:, 0]
     result = _scipy_stats().bootstrap(

@@ -95,7 +95,7 @@ def spaces_fit(policy_space: Any, env_space: Any) -> bool:
         return int(policy_space.n) == int(env_space.n)
     if isinstance(env_space, gym.spaces.Box):
         return tuple(policy_space.shape) == tuple(env_space.shape)
-    return policy_space == env_space
+    return bool(policy_space == env_space)
 
 
 def as_policy(policy: Any, device: str = "cpu") -> Policy:

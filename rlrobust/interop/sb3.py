@@ -37,6 +37,8 @@ def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:
         )
     try:
         data, params, _ = load_from_zip_file(path, device=device)
+        if data is None or params is None:
+            raise CheckpointError(f"{str(path)!r} holds no Stable-Baselines3 model data or parameters")
         policy_class = data["policy_class"]
         policy = policy_class(
             data["observation_space"], data["action_space"], lambda _: 0.0, **data.get("policy_kwargs", {})
@@ -66,7 +68,7 @@ class SB3Policy:
             self.policy = policy
 
     def __call__(self, obs: Any) -> np.ndarray:
-        action, _ = self.policy.predict(obs, deterministic=True)
+        action: np.ndarray = self.policy.predict(obs, deterministic=True)[0]
         return action
 
 

@@ -12,7 +12,6 @@ back in ``info["final_obs"]``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -24,7 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 class GymnasiumVecEnv(VecEnv):
     """SB3 ``VecEnv`` view of a Gymnasium vector env made with SAME_STEP autoreset."""
 
-    def __init__(self, venv: gym.vector.VectorEnv) -> None:
+    def __init__(self, venv: gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv) -> None:
         mode = venv.metadata.get("autoreset_mode")
         if mode != AutoresetMode.SAME_STEP:
             raise ValueError(
@@ -71,7 +70,7 @@ class GymnasiumVecEnv(VecEnv):
         values = list(self.venv.call(method_name, *args, **kwargs))
         return [values[i] for i in self._get_indices(indices)]
 
-    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> Sequence[bool]:
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         # SB3 asks this to warn when a Monitor is missing; Gymnasium sub-envs may live in other
         # processes, so answer "not wrapped" (SB3 then only warns) rather than guess.
         return [False] * len(list(self._get_indices(indices)))

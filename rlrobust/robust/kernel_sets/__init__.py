@@ -104,4 +104,4 @@ def make_kernel_set(name: str, radius: float, **kwargs: object) -> KernelSet:
         raise ConfigError(f"unknown uncertainty set {name!r}; valid: {choices(_SETS)}")
     if kwargs and name != "wasserstein":
         raise ConfigError(f"uncertainty set {name!r} takes no options, got {choices(kwargs)}")
-    return _SETS[name](radius, **kwargs)  # type: ignore[arg-type]
+    return _SETS[name](radius, **kwargs)

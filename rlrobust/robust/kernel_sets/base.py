@@ -30,7 +30,8 @@ def check_distribution(p: np.ndarray, what: str = "p", atol: float = 1e-6) -> np
     if np.any(np.abs(sums - 1.0) > atol):
         worst = float(sums.flat[np.argmax(np.abs(sums - 1.0))])
         raise ModelError(f"{what} rows must sum to 1 (within {atol}); found a row summing to {worst:.8g}")
-    return p / sums[..., None]
+    normalized: np.ndarray = p / sums[..., None]
+    return normalized
 
 
 class KernelSet:

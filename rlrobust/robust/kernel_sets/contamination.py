@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from rlrobust.robust.kernel_sets.base import KernelSet
+from rlrobust.robust.kernel_sets.mlmc import Sampler
 
 
 class Contamination(KernelSet):
@@ -17,7 +18,14 @@ class Contamination(KernelSet):
         d = self.radius
         return (1.0 - d) * (p * v).sum(-1) + d * v.min(-1).values
 
-    def estimate(self, v, sampler, generator=None, psi=0.6, max_level=20):  # type: ignore[override]
+    def estimate(
+        self,
+        v: torch.Tensor,
+        sampler: Sampler,
+        generator: torch.Generator | None = None,
+        psi: float = 0.6,
+        max_level: int = 20,
+    ) -> torch.Tensor:
         """Direct unbiased estimate ``(1−δ)·v(s') + δ·min v`` from one sample ``s'`` per row."""
         rows = torch.arange(v.shape[0], device=v.device)
         s_next = sampler(rows, 1).to(v.device)

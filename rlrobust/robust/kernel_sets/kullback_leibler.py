@@ -57,7 +57,8 @@ class KullbackLeibler(KernelSet):
         p_best = rowsum(torch.where(supp & (w <= 1e-15 * span.unsqueeze(-1).clamp(min=1.0)), p, 0.0))
         interior = ((d < -torch.log(p_best)) & (span > 0)).nonzero().squeeze(1)
         if interior.numel():
-            v_min[interior] += _kl_dual(*(x.index_select(0, interior) for x in (p, w, span)), d)
+            p_i, w_i, span_i = (x.index_select(0, interior) for x in (p, w, span))
+            v_min[interior] += _kl_dual(p_i, w_i, span_i, d)
         return v_min
 
     def _support_shared(self, p: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
