@@ -13,8 +13,11 @@ the per-point mean returns, next to the nominal return.
 Resumable across sessions: one ordinary run dir per (variant, seed) under ``--runs-dir``
 (an interrupted run resumes from its checkpoint), and every finished (variant, seed) is written
 to ``--results`` (JSON, kept in the repository) at once, so a later call skips it. ``--max-runs``
-bounds the number of new trainings per call. The table and the plot are rebuilt from the results
-file each time, over whatever is finished.
+bounds the number of new trainings per call. The table and the plots are rebuilt from the results
+file each time, over whatever is finished: the bar plot of the seed means, a table of IQM and mean
+with 95 % stratified-bootstrap intervals over seeds (:func:`rlrobust.evaluation.stats.summarize_runs`),
+and performance profiles per task and suite over every (seed, grid point) mean return
+(``<plot>_profile_<task>_<suite kind>.png``).
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/benchmark.py risk [--seeds 3] [--variants a,b]
 [--max-runs N] [--runs-dir DIR] [--results FILE] [--plot FILE]``.
@@ -126,6 +129,66 @@ def aggregate(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 row[f"{kind}/{stat}"] = float(np.mean([r[kind][stat] for r in runs]))
         table[name] = row
     return table
+
+
+def interval_summaries(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant and ``<suite kind>/<stat>``: IQM and mean over seeds with bootstrap intervals."""
+    from rlrobust.evaluation.stats import summarize_runs
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in VARIANTS:
+        runs = list(results.get(name, {}).values())
+        if len(runs) < 2:  # an interval needs two seeds at least
+            continue
+        out[name] = {
+            f"{kind}/{stat}": summarize_runs([r[kind][stat] for r in runs]).to_dict()
+            for kind in ("parameters", "observation_noise")
+            for stat in ("worst", "mean", "cvar")
+        }
+    return out
+
+
+def interval_markdown(summaries: dict[str, dict[str, Any]]) -> str:
+    """Suite-mean return per variant: IQM [95 % CI] and mean ± std over seeds, both suites."""
+    head = (
+        "| variant | seeds | param mean: IQM [95% CI] | mean ± std | noise mean: IQM [95% CI] | mean ± std |\n"
+        "|---|---|---|---|---|---|"
+    )
+    rows = []
+    for name, row in summaries.items():
+        cells = []
+        for kind in ("parameters", "observation_noise"):
+            s = row[f"{kind}/mean"]
+            cells += [
+                f"{s['iqm']:.1f} [{s['iqm_ci'][0]:.1f}, {s['iqm_ci'][1]:.1f}]",
+                f"{s['mean']:.1f} ± {s['std']:.1f}",
+            ]
+        rows.append(f"| {name} | {row['parameters/mean']['runs']} | " + " | ".join(cells) + " |")
+    return "\n".join([head, *rows])
+
+
+def plot_profiles(results: dict[str, dict[str, Any]], path: Path) -> list[Path]:
+    """Performance profiles per task and suite kind: every variant's (seed, grid point) mean returns."""
+    from rlrobust.evaluation.stats import plot_performance_profiles
+
+    written = []
+    for task in ("iqn", "dsac"):
+        names = [n for n in VARIANTS if n.startswith(task) and results.get(n)]
+        if not names:
+            continue
+        for kind in ("parameters", "observation_noise"):
+            scores = {n: np.array([r[kind]["point_means"] for r in results[n].values()]) for n in names}
+            suite = VARIANTS[names[0]]["suites"][kind][0]
+            out = path.with_name(f"{path.stem}_profile_{task}_{kind}.png")
+            written.append(
+                plot_performance_profiles(
+                    scores,
+                    out,
+                    xlabel=f"mean return at a grid point of {suite}",
+                    title=f"{VARIANTS[names[0]]['env']}, {suite}: runs x grid points",
+                )
+            )
+    return written
 
 
 def markdown(table: dict[str, dict[str, Any]]) -> str:
@@ -241,6 +304,12 @@ def main() -> None:
     table = aggregate(results)
     plot(table, Path(args.plot))
     print(markdown(table))
+    summaries = interval_summaries(results)
+    if summaries:
+        doc["summary_over_seeds"] = summaries
+        results_path.write_text(json.dumps(doc, indent=1))
+        print(interval_markdown(summaries))
+        plot_profiles(results, Path(args.plot))
     left = [(n, s) for s in range(args.seeds) for n in names if str(s) not in results.get(n, {})]
     print(f"{len(left)} (variant, seed) runs left" + (f": {left}" if left else ""))
 
