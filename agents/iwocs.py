@@ -48,6 +48,10 @@ Deviations from the paper:
   size, or the first call, count every learner as valid. Across an episode boundary the
   prediction from the last state fails, so the default policy plays the first step of each episode.
 * Adam's ε = 1e-5 on the two heads; DSAC's own optimiser keeps its defaults.
+
+Over 500 lines, on purpose: the meta-agent's whole loop (schedule, gated robust acting, the search
+between iterations, ρ selection, its checkpointed state) reads top to bottom here as Algorithm 1
+does; the inner learner and the searches already live in ``iwocs_learner.py`` and ``iwocs_search.py``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Every wrapper restores the nominal model (or zero forces) at ``reset`` before ap
 values, and seeds its own generator from ``reset(seed=...)`` — never a global RNG — so each
 vector sub-env (seeded ``seed + i``) has its own reproducible stream. The applied values are
 reported in ``info`` (``params``, ``forces``, ``executed_action``, ``adversarial_reward``).
+
+About 500 lines: the five wrappers share the adversary-policy and state-capture mixins and the
+samplers defined here, so they stay together; the config factory is in ``envs/factory.py``.
 """
 
 from __future__ import annotations
