@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrobust.core.agent_base import AgentBase, batched_act
+from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.errors import ConfigError
 from rlrobust.core.types import TransitionBatch
 
@@ -158,18 +158,18 @@ class DRRPO(AgentBase):
         S = self.require_discrete_obs(self.name, observation_space)
         A = self.require_discrete_actions(self.name, action_space)
         H = int(config.horizon)
-        if (
-            H < 1
-            or not 0.0 <= config.radius <= 1.0
-            or config.regularization < 0
-            or config.learning_rate <= 0
-            or config.ridge <= 0
-            or config.bonus_coef < 0
-        ):
-            raise ConfigError(
-                f"dr_rpo needs horizon ≥ 1, radius in [0, 1], regularization ≥ 0, learning_rate > 0, "
-                f"ridge > 0, bonus_coef ≥ 0; got {config}"
-            )
+        validate_config(
+            "DR-RPO",
+            config,
+            [
+                (H >= 1, "horizon must be >= 1"),
+                (0.0 <= config.radius <= 1.0, "radius must lie in [0, 1]"),
+                (config.regularization >= 0, "regularization must be >= 0"),
+                (config.learning_rate > 0, "learning_rate must be > 0"),
+                (config.ridge > 0, "ridge must be > 0"),
+                (config.bonus_coef >= 0, "bonus_coef must be >= 0"),
+            ],
+        )
         self.n_states, self.n_actions, self.horizon = S, A, H
         if config.features is None:
             phi = np.eye(S * A).reshape(S, A, S * A)

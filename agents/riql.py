@@ -47,8 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rlrobust.core.agent_base import AgentBase, batched_act
-from rlrobust.core.errors import ConfigError
+from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.losses import expectile_loss
 from rlrobust.core.networks import BoxRescale, EnsembleLinear, EnsembleMLP, mlp
 from rlrobust.core.optim import cosine_lr, fused_adam
@@ -170,14 +169,19 @@ class RIQL(AgentBase):
         super().__init__(config, observation_space, action_space, device=device, seed=seed)
         obs_dim = self.require_vector_obs(self.name, observation_space)
         low, high = self.require_box_actions(self.name, action_space)
-        if config.ensemble_reduction not in ("min", "mean"):
-            raise ConfigError(
-                f"ensemble_reduction must be 'min' or 'mean', got {config.ensemble_reduction!r}"
-            )
+        validate_config(
+            "RIQL",
+            config,
+            [
+                (config.ensemble_reduction in ("min", "mean"), "ensemble_reduction must be 'min' or 'mean'"),
+                (
+                    config.target_clip is None or len(config.target_clip) == 2,
+                    "target_clip must be [low, high] or null",
+                ),
+            ],
+        )
         if config.huber_sigma is not None:
             huber_delta(config.huber_sigma)  # validates σ > 0
-        if config.target_clip is not None and len(config.target_clip) != 2:
-            raise ConfigError(f"target_clip must be [low, high] or null, got {config.target_clip}")
         act_dim = int(np.prod(action_space.shape))
         self.act_dim = act_dim
         self.action_box = BoxRescale(low, high, self.device)

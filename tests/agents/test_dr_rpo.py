@@ -143,6 +143,8 @@ def test_bad_inputs():
         rlrobust.make_agent(
             "dr_rpo", gym.spaces.Discrete(2), gym.spaces.Discrete(2), features=[[[2.0]] * 2] * 2
         )
+    with pytest.raises(ConfigError, match=r"radius must lie in \[0, 1\]; ridge must be > 0"):
+        rlrobust.make_agent("dr_rpo", gym.spaces.Discrete(2), gym.spaces.Discrete(2), radius=1.5, ridge=0.0)
     agent = rlrobust.make_agent("dr_rpo", gym.spaces.Discrete(2), gym.spaces.Discrete(2), horizon=3)
     batch = TransitionBatch(
         torch.zeros(1, dtype=torch.int64),

@@ -15,6 +15,7 @@ from rlrobust.agents.riql import (
     huber_critic_loss,
     huber_delta,
 )
+from rlrobust.core.errors import ConfigError
 from rlrobust.core.types import TransitionBatch
 from rlrobust.data import Dataset, corrupt
 
@@ -62,6 +63,11 @@ def test_weights_capped_and_target_clipped():
     metrics = agent.update(batch)
     # y = clip(1e6, −100, 1000) = 1000, so the squared loss is mean (Q_k − 1000)².
     assert metrics["loss/critic"] == pytest.approx(((q - 1000.0) ** 2).mean().item(), rel=1e-5)
+
+
+def test_bad_config_is_refused_naming_every_problem():
+    with pytest.raises(ConfigError, match="ensemble_reduction must be 'min' or 'mean'; target_clip must be"):
+        rlrobust.make_agent("riql", OBS, ACT, ensemble_reduction="max", target_clip=[0.0])
 
 
 def test_normalizer_uses_obs_and_next_obs_and_acts_with_it():
