@@ -9,8 +9,11 @@ for the three methods, several seeds, then every policy is evaluated on the suit
 Resumable across sittings: every (method, seed) is an ordinary run dir ``<root>/<method>-seed<S>``
 that the trainer resumes from its latest checkpoint (``resume="auto"``, one checkpoint every
 ``checkpoint_interval`` steps); a run whose ``result.json`` exists is finished and skipped. The
-summary (``summary.json``, ``table.md``, one heatmap PNG per method) is recomputed from the stored
-results after every run, so it always covers exactly the runs that are done. ``<root>/bench.json``
+summary (``summary.json``, ``table.md``, one heatmap PNG per method, ``profile.png``) is recomputed
+from the stored results after every run, so it always covers exactly the runs that are done. Over
+seeds it reports mean ± std and, from two seeds on, the IQM and mean with 95 % stratified-bootstrap
+intervals (:func:`rlrobust.evaluation.stats.summarize_runs`); ``profile.png`` holds each method's
+performance profile over every (seed, grid point) mean return. ``<root>/bench.json``
 pins the settings: resuming with other settings fails instead of mixing budgets.
 
     python benchmarks/benchmark.py iwocs --root /work/runs/iwocs --suite invertedpendulum-2d \
@@ -218,22 +221,37 @@ def summarize(root: Path) -> dict[str, Any]:
     """Per-run rows, per-method means over seeds, ``table.md`` and one heatmap per method, all
     recomputed from the stored ``result.json`` / ``evaluation.json`` files under ``root``."""
     from rlrobust.evaluation.reports import read_json
+    from rlrobust.evaluation.stats import plot_performance_profiles, summarize_runs
 
     rows = [json.loads(p.read_text()) for p in sorted(root.glob("*-seed*/result.json"))]
     methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
     per_method: dict[str, Any] = {}
+    point_means: dict[str, np.ndarray] = {}
     for m in methods:
         mine = sorted((r for r in rows if r["method"] == m), key=lambda r: r["seed"])
         per_method[m] = {
             "seeds": [r["seed"] for r in mine],
             **{k: float(np.mean([r[k] for r in mine])) for k in ("worst", "mean", "cvar")},
         }
+        if len(mine) >= 2:  # an interval needs two seeds at least
+            per_method[m]["intervals"] = {
+                k: summarize_runs([r[k] for r in mine]).to_dict() for k in ("worst", "mean", "cvar")
+            }
         results = [read_json(run_dir(root, m, r["seed"]) / "evaluation.json") for r in mine]
+        point_means[m] = np.stack([r.point_means for r in results])  # (seeds, grid points)
         pooled = results[0]
         pooled.returns = np.concatenate([r.returns for r in results], axis=1)  # seeds pooled per point
         pooled.lengths = np.concatenate([r.lengths for r in results], axis=1)
         pooled.suite = f"{m}, seeds {', '.join(map(str, per_method[m]['seeds']))}"  # the plot's title
         pooled.plot(root / f"heatmap_{m}.png")
+    profiled = {m: x for m, x in point_means.items() if x.shape[0] >= 2}  # bands need two seeds
+    if profiled:
+        plot_performance_profiles(
+            profiled,
+            root / "profile.png",
+            xlabel="mean return at a grid point",
+            title="performance profiles over (seed, grid point), 95% stratified-bootstrap bands",
+        )
     summary = {"rows": rows, "per_method": per_method}
     (root / "summary.json").write_text(json.dumps(summary, indent=1))
     (root / "table.md").write_text(format_table(rows, per_method))
@@ -253,6 +271,19 @@ def format_table(rows: list[dict[str, Any]], per_method: dict[str, Any]) -> str:
             f"| **{m}** | mean of {len(s['seeds'])} | **{s['worst']:.1f}** | **{s['mean']:.1f}** | "
             f"**{s['cvar']:.1f}** | |"
         )
+    with_intervals = {m: s["intervals"] for m, s in per_method.items() if "intervals" in s}
+    if with_intervals:
+        lines += [
+            "",
+            "| method | seeds | worst case: IQM [95% CI] | mean: IQM [95% CI] | CVaR-10%: IQM [95% CI] |",
+        ]
+        lines.append("|---|---|---|---|---|")
+        for m, iv in with_intervals.items():
+            cells = [
+                f"{iv[k]['iqm']:.1f} [{iv[k]['iqm_ci'][0]:.1f}, {iv[k]['iqm_ci'][1]:.1f}]"
+                for k in ("worst", "mean", "cvar")
+            ]
+            lines.append(f"| {m} | {iv['worst']['runs']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -651,8 +651,11 @@ def report(
     out: Path,
     gradient_steps: int,
 ) -> dict[str, Any]:
-    """Learning curves and final scores of the finished runs: ``results.json``, ``curves.png``, ``table.md``."""
+    """Learning curves and final scores of the finished runs: ``results.json``, ``curves.png``,
+    ``table.md`` and, with two seeds or more, IQM / mean with 95 % stratified-bootstrap intervals and
+    ``profile.png`` (IQL vs RIQL performance profiles over every (seed, dataset) final score)."""
     from rlrobust.core.logging import read_metrics
+    from rlrobust.evaluation.stats import summarize_runs
 
     def norm(ret: float) -> float:
         if not reference["normalized"]:
@@ -687,6 +690,8 @@ def report(
             "seed0": entry["seeds"].get(0, {}).get("final"),
             "held_out_mean": float(np.mean(held_out)) if held_out else None,
         }
+        if len(finals) >= 2:  # an interval needs two seeds at least
+            summary[key]["intervals"] = summarize_runs(finals).to_dict()
     targets = evaluate_targets(summary, behaviour_score)
     results = {
         "score_reference": reference,
@@ -705,7 +710,34 @@ def report(
     (out / "table.md").write_text(_table(summary, targets, behaviour_score, note, results))
     if runs:
         _plot(runs, behaviour_score, out / "curves.png", reference["normalized"])
+        _plot_profiles(runs, out / "profile.png", reference["normalized"])
     return results
+
+
+def _plot_profiles(runs: dict[str, dict[str, Any]], path: Path, normalized: bool) -> None:
+    """IQL vs RIQL: performance profiles over the (seed, dataset) pairs both have finished."""
+    from rlrobust.evaluation.stats import plot_performance_profiles
+
+    agents = ("iql", "riql")
+    datasets = sorted(
+        {e["data"] for e in runs.values() if e["agent"] == agents[0]}
+        & {e["data"] for e in runs.values() if e["agent"] == agents[1]}
+    )
+    if not datasets:
+        return
+    seeds = sorted(set.intersection(*(set(runs[f"{a}/{d}"]["seeds"]) for a in agents for d in datasets)))
+    if len(seeds) < 2:  # bands need two seeds
+        return
+    scores = {
+        a: np.array([[runs[f"{a}/{d}"]["seeds"][s]["final"] for d in datasets] for s in seeds])
+        for a in agents
+    }
+    plot_performance_profiles(
+        scores,
+        path,
+        xlabel="normalized score" if normalized else "return",
+        title=f"IQL vs RIQL over (seed, dataset): {', '.join(datasets)}",
+    )
 
 
 def evaluate_targets(summary: dict[str, dict[str, Any]], behaviour_score: float) -> dict[str, Any]:
@@ -746,16 +778,18 @@ def _table(
         f"Normalized scores after {results['gradient_steps']} gradient steps ({note}); behaviour data "
         f"{behaviour_score:.1f}. Finished runs: {results['finished']} of {results['jobs']}.",
         "",
-        "| agent | data | seed 0 | held-out seeds (mean) | all seeds mean ± std | n |",
-        "|---|---|---|---|---|---|",
+        "| agent | data | seed 0 | held-out seeds (mean) | all seeds mean ± std | IQM [95% CI] | n |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key in sorted(summary, key=lambda k: (k.split("/")[1] != "clean", k.split("/")[1], k)):
         s = summary[key]
         agent, data = key.split("/")
         fmt = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
+        iv = s.get("intervals")
+        iqm = "–" if iv is None else f"{iv['iqm']:.1f} [{iv['iqm_ci'][0]:.1f}, {iv['iqm_ci'][1]:.1f}]"
         lines.append(
             f"| {agent} | {data} | {fmt(s['seed0'])} | {fmt(s['held_out_mean'])} | "
-            f"{s['mean']:.1f} ± {s['std']:.1f} | {s['n']} |"
+            f"{s['mean']:.1f} ± {s['std']:.1f} | {iqm} | {s['n']} |"
         )
     lines += ["", "Targets:", ""]
     lines += [f"- {k}: {json.dumps(v)}" for k, v in targets.items()] or ["- none evaluable yet"]

@@ -102,3 +102,30 @@ def test_finished_runs_are_skipped_and_an_interrupted_run_resumes(tmp_path, monk
 
     with pytest.raises(ConfigError, match="steps: 400 there, 800 now"):
         bench.bench_iwocs(tiny(800), root, methods=("dsac_nominal",))
+
+
+def test_summary_over_two_seeds_has_intervals_and_a_performance_profile(tmp_path):
+    import numpy as np
+
+    from rlrobust.evaluation.reports import SuiteResult, write_json
+
+    points = [{"mass": m} for m in (0.5, 1.0, 1.5)]
+    for m_index, method in enumerate(("dsac_nominal", "iwocs")):
+        for seed in (0, 1):
+            returns = np.full((3, 2), 100.0 * (m_index + 1) + seed)
+            ev = SuiteResult(
+                "toy-1d", "Pendulum-v1", ("mass",), points, returns, np.ones((3, 2)), grid_shape=(3,)
+            )
+            directory = bench.run_dir(tmp_path, method, seed)
+            directory.mkdir(parents=True)
+            write_json(ev, directory / "evaluation.json")
+            row = {"method": method, "seed": seed, "worst": ev.worst, "mean": ev.mean, "cvar": ev.cvar}
+            (directory / "result.json").write_text(json.dumps({**row, "worst_point": ev.worst_point}))
+    summary = bench.summarize(tmp_path)
+    iwocs = summary["per_method"]["iwocs"]
+    assert iwocs["mean"] == pytest.approx(200.5)
+    assert iwocs["intervals"]["worst"]["runs"] == 2
+    low, high = iwocs["intervals"]["mean"]["mean_ci"]
+    assert 200.0 <= low <= 200.5 <= high <= 201.0  # the bootstrap of {200, 201}
+    assert (tmp_path / "profile.png").stat().st_size > 0
+    assert "IQM [95% CI]" in (tmp_path / "table.md").read_text()

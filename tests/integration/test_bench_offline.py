@@ -75,3 +75,27 @@ def test_says_which_reference_scores_it_used():
     data.metadata.update(ref_min_score=0.0, ref_max_score=100.0)
     ref, note = bench_offline.score_reference(data, "Hopper-v5")
     assert ref["source"] == "dataset metadata" and "own reference scores" in note
+
+
+def test_iql_vs_riql_profile_and_intervals_from_two_seeds(tmp_path):
+    runs = {
+        f"{agent}/{data}": {
+            "agent": agent,
+            "data": data,
+            "seeds": {s: {"final": base + s} for s in (0, 1)},
+        }
+        for agent, base in (("iql", 40.0), ("riql", 60.0))
+        for data in ("clean", "rewards")
+    }
+    bench_offline._plot_profiles(runs, tmp_path / "profile.png", True)
+    assert (tmp_path / "profile.png").stat().st_size > 0
+    bench_offline._plot_profiles(
+        {k: v for k, v in runs.items() if k != "riql/rewards"}, tmp_path / "p2.png", True
+    )
+    assert (tmp_path / "p2.png").exists()  # the profile covers the datasets both agents finished (clean)
+    from rlrobust.evaluation.stats import summarize_runs
+
+    summary = {"riql/clean": {"mean": 60.5, "std": 0.5, "n": 2, "seed0": 60.0, "held_out_mean": 61.0}}
+    summary["riql/clean"]["intervals"] = summarize_runs([60.0, 61.0]).to_dict()
+    table = bench_offline._table(summary, {}, 50.0, "note", {"gradient_steps": 10, "finished": 2, "jobs": 2})
+    assert "| riql | clean | 60.0 | 61.0 | 60.5 ± 0.5 | 60.5 [60.0, 61.0] | 2 |" in table
