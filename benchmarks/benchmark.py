@@ -13,6 +13,7 @@ dsac-pendulum      DSAC on Pendulum-v1: evaluation return after 20k env steps, 3
 dsac-halfcheetah   DSAC or SB3 SAC on HalfCheetah-v5 for 100k env steps, one (algo, seed) per call
 evaluation         suite evaluation cost vs stepping the bare env (benchmarks/bench_evaluation.py)
 robust             exact robust RVI and robust RVI Q-learning throughput (benchmarks/bench_robust.py)
+core-loop          the training loop's own cost: Trainer vs bare env.step loop, robust RVI Q steps/s (core_loop.py)
 offline-speed      gradient steps/s: IQL, RIQL vs a plain CORL-style IQL loop; IDQL vs its earlier code
 offline-dataset    the medium Hopper-v5 datasets from scratch: behaviour policy, medium, medium-replay
 offline            BC/IQL/RIQL/IDQL on clean and 30%-corrupted Hopper data (benchmarks/bench_offline.py)
@@ -54,6 +55,7 @@ HERE = Path(__file__).resolve().parent
 DELEGATED = {
     "evaluation": ("bench_evaluation", []),
     "robust": ("bench_robust", []),
+    "core-loop": ("core_loop", []),
     "iwocs": ("bench_iwocs", []),
     "warp": ("bench_warp", []),
     "risk": ("bench_risk", []),

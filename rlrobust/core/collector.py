@@ -14,8 +14,9 @@ its episodes exactly. For an env whose state cannot be captured the state says w
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -38,8 +39,63 @@ def make_vector_env(
         raise ConfigError(f"unknown vectorization {vectorization!r}; valid: {VECTORIZATION}")
     if num_envs < 1:
         raise ConfigError(f"num_envs must be >= 1, got {num_envs}")
-    cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
-    return cls([WithStateAccess(env_fn)] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    fns = [WithStateAccess(env_fn)] * num_envs
+    if vectorization == "sync":
+        return LeanSyncVectorEnv(fns)
+    return gym.vector.AsyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+#: spaces whose batches are plain NumPy arrays (a sub-env's value is one row of the batch)
+_ARRAY_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
+
+
+class LeanSyncVectorEnv(gym.vector.SyncVectorEnv):
+    """gymnasium's ``SyncVectorEnv`` in same-step autoreset mode, without the per-step work the
+    training loop does not need; its ``step`` returns what the parent's returns.
+
+    With one cheap env (CartPole) the parent's ``step`` costs several times the env's own step:
+    the space-generic ``iterate``/``concatenate`` (``functools.singledispatch`` each step), an
+    ``_add_info`` call per sub-env even when its info is empty (it adds nothing then), a
+    ``deepcopy`` of the observation batch. Here, for observation and action spaces whose batches
+    are plain arrays (Box, Discrete, MultiDiscrete, MultiBinary), each sub-env gets row ``i`` of
+    the actions (what ``iterate`` yields), its observation is written into row ``i`` of the
+    preallocated batch (what ``concatenate`` does), ``_add_info`` runs only for a non-empty info
+    and the batch is copied with ``ndarray.copy`` (what ``deepcopy`` does to a numeric array).
+    Other spaces (Dict, Tuple, ...) take the parent's ``step``. ``_autoreset_envs`` is not
+    updated: only the other autoreset modes read it.
+    """
+
+    def __init__(self, env_fns: Sequence[Callable[[], gym.Env]], copy: bool = True) -> None:
+        super().__init__(env_fns, copy=copy, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self._lean = isinstance(self.single_observation_space, _ARRAY_SPACES) and isinstance(
+            self.single_action_space, _ARRAY_SPACES
+        )
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """One step of every sub-env; a finished one is reset in the same step (its last
+        observation and info in ``infos["final_obs"]``/``infos["final_info"]``)."""
+        if not self._lean:
+            return super().step(actions)
+        if len(actions) != self.num_envs:
+            raise ValueError(f"expected actions for {self.num_envs} sub-envs, got {len(actions)}")
+        infos: dict[str, Any] = {}
+        batch, rewards = self._observations, self._rewards
+        terminations, truncations = self._terminations, self._truncations
+        for i, env in enumerate(self.envs):
+            obs, rewards[i], terminations[i], truncations[i], info = env.step(actions[i])
+            if terminations[i] or truncations[i]:
+                infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+                obs, info = env.reset()
+            if info:
+                infos = self._add_info(infos, info, i)
+            self._env_obs[i] = batch[i] = obs
+        return (
+            batch.copy() if self.copy else batch,
+            rewards.copy(),
+            terminations.copy(),
+            truncations.copy(),
+            infos,
+        )
 
 
 class Collector:
@@ -98,6 +154,9 @@ class Collector:
     ) -> list[dict[str, Any]]:
         """One vector step; ``policy=None`` acts uniformly at random. Returns finished episodes
         as ``{"return": R, "length": L}`` dicts."""
+        # This runs once per env step: with a cheap env its own NumPy calls are most of the
+        # loop's cost, so each is there once (one reduction per finiteness check, one
+        # ``nonzero`` for the finished sub-envs, no per-step arrays that do not change).
         if self.obs is None:
             self.reset()
         obs = self.obs
@@ -106,29 +165,27 @@ class Collector:
         rewards = np.asarray(rewards, dtype=np.float64)
         if self.check_finite:
             _check_env_outputs(next_obs, rewards, self.total_steps)
+        terminated = np.asarray(terminated)
         episode_end = np.logical_or(terminated, truncated)
+        ended = episode_end.nonzero()[0]  # the sub-envs whose episode ended (usually none)
         stored_next = next_obs
-        if episode_end.any() and "final_obs" in infos:
+        if len(ended) and "final_obs" in infos:
             stored_next = np.array(next_obs, copy=True)
-            for i in np.flatnonzero(episode_end):
+            for i in ended:
                 stored_next[i] = infos["final_obs"][i]
+        # Each step's episode lengths are a new array (so the transitions keep theirs).
+        step_in_episode = self.episode_length
+        self.episode_length = step_in_episode + 1
         finished = self.accumulator.push(
-            obs,
-            actions,
-            rewards,
-            stored_next,
-            np.asarray(terminated),
-            episode_end,
-            extras={"step": self.episode_length.copy()},
+            obs, actions, rewards, stored_next, terminated, episode_end, extras={"step": step_in_episode}
         )
         self.last_transitions = finished
         if finished is not None and buffer is not None:
             buffer.add(**finished)
         self.total_steps += self.num_envs
         self.episode_return += rewards
-        self.episode_length += 1
         done_episodes = []
-        for i in np.flatnonzero(episode_end):
+        for i in ended:
             done_episodes.append(
                 {"return": float(self.episode_return[i]), "length": int(self.episode_length[i])}
             )
@@ -196,11 +253,22 @@ def _uniform_action_sampler(space: gym.Space[Any]) -> Callable[[np.random.Genera
 
 
 def _check_env_outputs(obs: np.ndarray, rewards: np.ndarray, step: int) -> None:
-    if not np.isfinite(rewards).all():
-        env = int(np.flatnonzero(~np.isfinite(rewards))[0])
-        raise NonFiniteError(f"env {env} returned a non-finite reward at env step {step}")
-    if np.issubdtype(np.asarray(obs).dtype, np.floating):
-        bad = ~np.isfinite(np.asarray(obs)).reshape(len(rewards), -1).all(axis=1)
+    """Raise :class:`NonFiniteError` naming the first sub-env with a NaN/inf reward or observation."""
+    # One dot product per array in the common case (a fraction of ``isfinite(x).all()``'s cost
+    # on small arrays): x·x is NaN or inf when x holds a NaN or inf. Only then, or when finite
+    # values overflow the sum of squares, is each entry checked.
+    if not math.isfinite(rewards.dot(rewards)):
+        bad = ~np.isfinite(rewards)
+        if bad.any():
+            raise NonFiniteError(
+                f"env {int(np.flatnonzero(bad)[0])} returned a non-finite reward at env step {step}"
+            )
+    obs = np.asarray(obs)
+    if obs.dtype.kind != "f":
+        return
+    flat = obs.ravel()
+    if not math.isfinite(flat.dot(flat)):
+        bad = ~np.isfinite(obs).reshape(len(rewards), -1).all(axis=1)
         if bad.any():
             raise NonFiniteError(
                 f"env {int(np.flatnonzero(bad)[0])} returned a non-finite observation at env step {step}"

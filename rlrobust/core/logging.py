@@ -1,6 +1,9 @@
 """Run logging: TensorBoard events, a ``metrics.jsonl`` file, a progress bar, and optional
 metric sinks (experiment trackers, :mod:`rlrobust.core.trackers`) that get every scalar too.
 
+TensorBoard scalars go through :class:`BufferedEventWriter`: they are kept in memory and
+written at every ``metrics.jsonl`` row and on close (see there why).
+
 ``metrics.jsonl`` holds one JSON object per logged step. After a resume, rows past the resumed
 step are dropped first, so the file never holds a step twice; a last line torn by a kill in the
 middle of a write is dropped too (with a message). TensorBoard events past the resumed step are
@@ -9,8 +12,11 @@ purged likewise, and those at it are kept.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +28,81 @@ from rlrobust.core.errors import RlrobustError
 
 if TYPE_CHECKING:
     from rlrobust.core.trackers import MetricSink
+
+
+_FILE_IDS = itertools.count()  # tells apart event files one process opens in the same second
+
+
+class BufferedEventWriter:
+    """A TensorBoard event file whose scalars are written in batches, at :meth:`flush`.
+
+    ``torch.utils.tensorboard.SummaryWriter`` builds and serializes an event on every
+    ``add_scalar`` and hands it to a writer thread, which computes the record checksums in pure
+    Python while it holds the interpreter lock: with a scalar per training episode that is a
+    large share of a fast env's loop. Here ``add_scalar`` appends a tuple; :meth:`flush`
+    (the run logger calls it at every metrics row and on close; it also runs every
+    ``max_pending`` scalars) writes them as the events ``SummaryWriter.add_scalar`` writes
+    (``Summary.Value(tag, simple_value)`` at ``step``, the wall time of the call). The file
+    starts like a ``SummaryWriter``'s, including ``purge_step``'s events: a reader drops the
+    events of earlier files at steps >= ``purge_step`` (used on resume).
+    """
+
+    def __init__(
+        self, log_dir: str | Path, *, purge_step: int | None = None, max_pending: int = 10_000
+    ) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog, SourceMetadata
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        self._event, self._summary = Event, Summary
+        log_dir = Path(log_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        while True:  # the name SummaryWriter gives (time, host, pid, a per-process counter)
+            name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS)}"
+            self.path = log_dir / name
+            if not self.path.exists():
+                break
+        self._file = self.path.open("wb")
+        self._records = RecordWriter(self._file)
+        self._pending: list[tuple[str, float, int, float]] = []
+        self.max_pending = max_pending
+        self._write(
+            Event(
+                wall_time=time.time(),
+                file_version="brain.Event:2",
+                source_metadata=SourceMetadata(writer="tensorboard.summary.writer.event_file_writer"),
+            )
+        )
+        if purge_step is not None:
+            self._write(Event(wall_time=time.time(), step=purge_step, file_version="brain.Event:2"))
+            self._write(
+                Event(wall_time=time.time(), step=purge_step, session_log=SessionLog(status=SessionLog.START))
+            )
+        self._file.flush()
+
+    def _write(self, event: Any) -> None:
+        self._records.write(event.SerializeToString())
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        """Queue one scalar (written at the next :meth:`flush`)."""
+        self._pending.append((tag, float(value), int(step), time.time()))
+        if len(self._pending) >= self.max_pending:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued scalars and flush the file."""
+        Event, Value = self._event, self._summary.Value
+        for tag, value, step, wall_time in self._pending:
+            summary = self._summary(value=[Value(tag=tag, simple_value=value)])
+            self._write(Event(wall_time=wall_time, step=step, summary=summary))
+        self._pending.clear()
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file (a second call does nothing)."""
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
 
 
 class RunLogger:
@@ -40,15 +121,13 @@ class RunLogger:
         progress: bool = True,
         sinks: Sequence[MetricSink] = (),
     ) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.run_dir = Path(run_dir)
         self.tb_dir = self.run_dir / "tb"
         self.metrics_path = self.run_dir / "metrics.jsonl"
         _truncate_after(self.metrics_path, start_step)
         # purge_step drops events at steps >= it: the resumed step's own events were logged before
         # its checkpoint was written, so they stay.
-        self.writer = SummaryWriter(str(self.tb_dir), purge_step=start_step + 1 if start_step else None)
+        self.writer = BufferedEventWriter(self.tb_dir, purge_step=start_step + 1 if start_step else None)
         self.bar = tqdm(
             total=total_steps,
             initial=start_step,
@@ -75,6 +154,7 @@ class RunLogger:
         self._last_time, self._last_step = now, step
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, step)
+        self.writer.flush()  # with the episode returns queued since the last row
         for sink in self.sinks:
             sink.log_metrics(step, metrics)
         if self._last_row is not None and self._last_row["step"] == step:

@@ -401,6 +401,14 @@ class Trainer:
         stride = 1 if self.offline else self.settings.num_envs
         return bool(interval) and self.step % interval < stride
 
+    def _next_due(self, step: int) -> int:
+        """The first step after ``step`` at which :meth:`_crossed` can hold for a log, evaluation,
+        checkpoint or progress interval, or the last step (online: steps advance by ``num_envs``,
+        so a multiple ``m`` of an interval is crossed exactly at the first step ``>= m``)."""
+        s = self.settings
+        intervals = (s.log_interval, s.eval_interval, s.checkpoint_interval, 100 if s.progress else 0)
+        return min([s.total_steps] + [(step // k + 1) * k for k in intervals if k])
+
     def _periodic(self, logger: RunLogger, buffer: Any, collector: Any, metrics: dict[str, float]) -> None:
         s = self.settings
         if self._crossed(s.eval_interval):
@@ -440,13 +448,19 @@ class Trainer:
             collector.reset(reset_seed=self.collector_seed + self.step)
         self._sync_training_env(collector, buffer)
         set_progress = self.hooks.set_progress
+        syncs_env = self.hooks.replay_generations or self.hooks.training_params is not None
         updates_per_train = sch.updates_per_round(s.num_envs)
+        replay = None if self.fresh else buffer
+        # Logging, evaluation, checkpoints and the progress bar happen at multiples of their
+        # intervals; the loop compares the step with the next such multiple only, and builds
+        # metrics only there (a cheap env makes this loop's own per-step work count).
+        due = self._next_due(self.step)
         try:
             while self.step < s.total_steps:
                 if set_progress is not None:
                     set_progress(self.step / s.total_steps)
                 policy = None if self.step < sch.learning_starts else self.agent.act
-                episodes = collector.step(policy, None if self.fresh else buffer)
+                episodes = collector.step(policy, replay)
                 if self.fresh and self.step >= sch.learning_starts:  # on-policy: no warm-up data
                     self._fresh.append(collector.last_transitions)
                 self.step = collector.total_steps
@@ -458,10 +472,13 @@ class Trainer:
                     elif len(buffer) > 0:
                         for _ in range(updates_per_train):
                             self._last_update = self._update(buffer.sample(sch.batch_size), logger)
-                self._sync_training_env(collector, buffer)
-                metrics: dict[str, float] = {}
+                if syncs_env:
+                    self._sync_training_env(collector, buffer)
                 for ep in episodes:
                     logger.log_scalar("train/episode_return", ep["return"], self.step)
+                if self.step < due:
+                    continue
+                metrics: dict[str, float] = {}
                 if self._crossed(s.log_interval) or self.step == s.total_steps:
                     metrics.update({f"train/{k}": v for k, v in self._last_update.items()})
                     if collector.recent_returns:
@@ -471,6 +488,7 @@ class Trainer:
                 if s.progress and (self._crossed(100) or self.step == s.total_steps):
                     recent = float(np.mean(collector.recent_returns)) if collector.recent_returns else None
                     logger.progress(self.step, recent)
+                due = self._next_due(self.step)
             self._save(buffer, collector)
             final = self._final_metrics(logger, collector)
         finally:

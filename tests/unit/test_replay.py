@@ -46,6 +46,18 @@ def test_seeded_sampler_is_reproducible_and_state_restores():
     assert len(c) == 50
 
 
+def test_cpu_gather_takes_the_rows_index_select_takes():
+    buf = ReplayBuffer(10)
+    buf.add(**rows(7), step=np.arange(7))
+    idx = torch.tensor([6, 0, 3, 3, 1])
+    batch = buf.gather(idx)
+    for key in ("observations", "actions", "rewards", "next_observations", "dones", "discounts"):
+        want = buf.storage[key].index_select(0, idx)
+        got = getattr(batch, key)
+        assert torch.equal(got, want) and got.dtype == want.dtype, key
+    assert torch.equal(batch.extras["step"], buf.storage["step"].index_select(0, idx))
+
+
 def test_extras_travel_with_the_batch():
     buf = ReplayBuffer(10)
     buf.add(**rows(4), step=np.arange(4))
@@ -160,3 +172,53 @@ def test_bad_settings_name_the_valid_choices():
         NStepAccumulator(1, 0, 0.9)
     with pytest.raises(ConfigError, match="positive"):
         ReplayBuffer(0)
+
+
+def _assert_same(a, b, where="") -> None:
+    """Equal step results: arrays (object arrays element by element), dicts key by key."""
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b), where
+        for i, (u, v) in enumerate(zip(a, b)):
+            _assert_same(u, v, f"{where}[{i}]")
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}/{key}")
+    elif isinstance(a, np.ndarray) and a.dtype == object:
+        assert isinstance(b, np.ndarray) and b.dtype == object and a.shape == b.shape, where
+        for i, (u, v) in enumerate(zip(a, b)):
+            _assert_same(u, v, f"{where}[{i}]")
+    else:
+        assert type(a) is type(b), where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+        assert np.asarray(a).dtype == np.asarray(b).dtype, where
+
+
+@pytest.mark.parametrize("task", ["cartpole", "hopper-dr", "garnet", "counting"])
+def test_lean_sync_vector_env_steps_like_gymnasiums(task):
+    """LeanSyncVectorEnv returns what SyncVectorEnv (same-step autoreset) returns, step by step,
+    across autoresets: observations, rewards, flags and infos (final_obs, final_info, params)."""
+    from rlrobust.core.collector import LeanSyncVectorEnv
+    from rlrobust.envs import make_env
+    from rlrobust.envs.tabular import garnet
+
+    make = {
+        "cartpole": lambda: gym.make("CartPole-v1"),
+        "hopper-dr": lambda: make_env(
+            "Hopper-v5", {"kind": "random", "suite": "hopper-2d"}, max_episode_steps=15
+        ),
+        "garnet": lambda: gym.wrappers.TimeLimit(garnet(6, 3, 3, seed=0), max_episode_steps=7),
+        "counting": lambda: CountingEnv(limit=4),
+    }[task]
+    fns = [make] * 3
+    lean = LeanSyncVectorEnv(fns)
+    reference = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    try:
+        _assert_same(lean.reset(seed=[3, 4, 5]), reference.reset(seed=[3, 4, 5]), "reset")
+        lean.action_space.seed(0)
+        for t in range(60):
+            actions = lean.action_space.sample()
+            _assert_same(lean.step(actions), reference.step(actions), f"step {t}")
+    finally:
+        lean.close()
+        reference.close()
