@@ -24,6 +24,16 @@ Update, for each sampled (s, a, r):
 The Q table is a ``(copies, S, A)`` float64 tensor: :func:`update_tables` updates many independent
 copies at once (the vectorised path of ``benchmarks/bench_robust.py``); the agent is one copy.
 
+Fast path (``RobustRVIQ.fast_path``, on by default): a step of one small table is some fifty
+tiny torch operations, each costing far more than its arithmetic. On the CPU, for the
+contamination set, :func:`fast_update` and :func:`fast_act` do the same step on NumPy views of
+the table: the same random draws from the agent's generator (torch calls of the same shapes),
+the same float64 operations in the same order, and torch itself wherever its result could differ
+in the last bit from NumPy's (the RVI offset's matrix–vector product, ``pow`` of the step sizes).
+The table and the counts come out bit for bit as the plain path gives them (tested); the
+metrics' means are NumPy's, equal to the plain path's to float64 round-off. Other sets and
+devices take the plain path.
+
 Deviations from the paper:
 * Exploration is ε-greedy on Q (the paper analyses a generic behaviour policy / generative model).
 * The MLMC level is capped at 20 (tail mass folded into the last level): unbiased for σ of a
@@ -48,6 +58,7 @@ from rlrobust.core.agent_base import AgentBase, batched_act
 from rlrobust.core.errors import ConfigError, choices
 from rlrobust.core.types import TrainingServices, TransitionBatch
 from rlrobust.robust import KernelSet, make_kernel_set, robust_relative_value_iteration
+from rlrobust.robust.kernel_sets import Contamination
 
 OFFSETS = ("mean", "reference")
 SCHEDULES = ("constant", "count", "global")
@@ -129,6 +140,20 @@ def estimate_next_values(
     return kernel_set.estimate(rows_v, sampler, generator, psi).reshape(C, B)
 
 
+def step_sizes(
+    visits: torch.Tensor, lr_schedule: str, learning_rate: float, lr_power: float, num_updates: int
+) -> torch.Tensor:
+    """α for each sample (the module docstring's ``lr_schedule``), shaped like ``visits``: the
+    float64 visit counts n(s, a) of the samples' pairs before this update."""
+    if lr_schedule == "constant":
+        return torch.full_like(visits, learning_rate)
+    if lr_schedule == "count":
+        return learning_rate / (1.0 + visits) ** lr_power
+    if lr_schedule == "global":
+        return torch.full_like(visits, learning_rate / (1.0 + num_updates) ** lr_power)
+    raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; valid: {choices(SCHEDULES)}")
+
+
 def update_tables(
     q: torch.Tensor,
     counts: torch.Tensor,
@@ -169,14 +194,8 @@ def update_tables(
     flat = (torch.arange(C, device=q.device).unsqueeze(1) * (S * A) + states * A + actions).reshape(-1)
     q_sa = q.view(-1).index_select(0, flat).view(states.shape)
     td = rewards.to(q.dtype) - rvi_offset(q, offset, reference_pair).unsqueeze(1) + sigma.to(q.dtype) - q_sa
-    if lr_schedule == "constant":
-        alpha = torch.full_like(td, learning_rate)
-    elif lr_schedule == "count":
-        alpha = learning_rate / (1.0 + counts.view(-1).index_select(0, flat).view(states.shape)) ** lr_power
-    elif lr_schedule == "global":
-        alpha = torch.full_like(td, learning_rate / (1.0 + num_updates) ** lr_power)
-    else:
-        raise ConfigError(f"unknown lr_schedule {lr_schedule!r}; valid: {choices(SCHEDULES)}")
+    visits = counts.view(-1).index_select(0, flat).view(states.shape)
+    alpha = step_sizes(visits, lr_schedule, learning_rate, lr_power, num_updates)
     if check_finite is not None:
         check_finite({"loss/td": td})
     q.view(-1).index_add_(0, flat, (alpha * td).reshape(-1))
@@ -199,6 +218,9 @@ class RobustRVIQ(AgentBase):
     Config: ClassVar[type] = RobustRVIQConfig
     offline: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset({"generative_model"})
+    #: run :meth:`act`/:meth:`update` through :func:`fast_act`/:func:`fast_update` where they
+    #: apply (same results, far less overhead; module docstring); False: always the plain path
+    fast_path: bool = True
 
     def __init__(
         self,
@@ -231,6 +253,9 @@ class RobustRVIQ(AgentBase):
         with self.seeded_init():
             self.table = QTable(self.n_states, self.n_actions).to(self.device)
         self.counts = torch.zeros(self.n_states, self.n_actions, dtype=torch.float64, device=self.device)
+        #: the weights of the ``mean`` offset's product (rvi_offset's), kept for the fast path
+        n_pairs = self.n_states * self.n_actions
+        self.mean_weights = torch.full((n_pairs,), 1.0 / n_pairs, dtype=torch.float64, device=self.device)
         self.generative_model: Any = None
         self.exact_gain: float | None = None
 
@@ -252,9 +277,14 @@ class RobustRVIQ(AgentBase):
 
     # ------------------------------------------------------------------ protocol
     @batched_act
-    @torch.no_grad()
     def act(self, obs: np.ndarray, *, deterministic: bool = False) -> np.ndarray:
         """ε-greedy (greedy if ``deterministic``) on the Q table: state indices ``(B,)`` → actions ``(B,)``."""
+        if self.uses_fast_path:
+            return fast_act(self, obs, deterministic)
+        return self._plain_act(obs, deterministic)
+
+    @torch.no_grad()
+    def _plain_act(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         s = self.index_tensor(obs)
         actions = self.table.q[s].argmax(-1)
         if not deterministic and self.config.exploration_rate > 0:
@@ -266,8 +296,18 @@ class RobustRVIQ(AgentBase):
             actions = torch.where(explore, random, actions)
         return actions.cpu().numpy()
 
-    @torch.no_grad()
+    @property
+    def uses_fast_path(self) -> bool:
+        """Whether :meth:`act`/:meth:`update` take the fast path (``fast_path``, CPU, contamination)."""
+        return self.fast_path and self.device.type == "cpu" and isinstance(self.kernel_set, Contamination)
+
     def update(self, batch: TransitionBatch) -> dict[str, float]:
+        if self.uses_fast_path:
+            return fast_update(self, batch)
+        return self._plain_update(batch)
+
+    @torch.no_grad()
+    def _plain_update(self, batch: TransitionBatch) -> dict[str, float]:
         cfg = self.config
         s = self.index_tensor(batch.observations).unsqueeze(0)  # (1, B): one copy
         a = self.index_tensor(batch.actions).unsqueeze(0)
@@ -306,6 +346,10 @@ class RobustRVIQ(AgentBase):
             "sigma/mean": float(sigma.mean()),
             "lr/mean": float(alpha.mean()),
         }
+        return self._with_gain_error(metrics)
+
+    def _with_gain_error(self, metrics: dict[str, float]) -> dict[str, float]:
+        """``metrics`` plus ``gain/error`` (the distance to the exact robust gain) when it is known."""
         if self.exact_gain is not None:
             metrics["gain/error"] = abs(metrics["gain/estimate"] - self.exact_gain)
         return metrics
@@ -318,3 +362,77 @@ class RobustRVIQ(AgentBase):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.counts.copy_(state["counts"])
+
+
+def _indices(x: Any) -> np.ndarray:
+    """State or action indices as a flat int64 array (``AgentBase.index_tensor`` in NumPy)."""
+    return np.asarray(x).astype(np.int64, copy=False).reshape(-1)
+
+
+def fast_act(agent: RobustRVIQ, obs: Any, deterministic: bool) -> np.ndarray:
+    """:meth:`RobustRVIQ.act`'s ε-greedy step on a NumPy view of the table (``agent.uses_fast_path``).
+
+    Same actions and generator draws: ``argmax`` picks the first maximum in both libraries, the
+    exploration draws are the same torch calls, compared with ε in float32 as torch compares.
+    """
+    s = _indices(obs)
+    actions = agent.table.q.detach().numpy()[s].argmax(-1)
+    eps = agent.config.exploration_rate
+    if not deterministic and eps > 0:
+        explore = torch.rand(len(s), generator=agent.generator).numpy() < np.float32(eps)
+        random = torch.randint(agent.n_actions, (len(s),), generator=agent.generator).numpy()
+        actions = np.where(explore, random, actions)
+    return actions
+
+
+def fast_update(agent: RobustRVIQ, batch: TransitionBatch) -> dict[str, float]:
+    """:meth:`RobustRVIQ.update` for the contamination set on NumPy views of the table and the
+    counts (``agent.uses_fast_path``; see the module docstring for what stays in torch)."""
+    cfg = agent.config
+    s, a = _indices(batch.observations), _indices(batch.actions)
+    q_param = agent.table.q.detach()
+    q, counts = q_param.numpy(), agent.counts.numpy()  # views: writes land in the tensors
+    rewards = batch.rewards.numpy().astype(np.float64).reshape(-1)
+    # σ̂ = (1 − δ)·V(s') + δ·min V from one nominal sample s' per row (Contamination.estimate)
+    v = q.max(1)
+    if agent.generative_model is not None:
+        s_t, a_t = torch.from_numpy(s), torch.from_numpy(a)
+        s_next = agent.generative_model.sample(s_t, a_t, 1, agent.generator).numpy()[:, 0]
+    else:
+        s_next = _indices(batch.next_observations)
+    radius = agent.kernel_set.radius
+    sigma = (1.0 - radius) * v[s_next] + radius * v.min()
+    # update_tables, one copy: td = r − f(Q) + σ̂ − Q(s, a), α from the visit counts
+    flat = s * agent.n_actions + a
+    if cfg.offset == "mean":  # rvi_offset's product, one torch call (the weights are kept)
+        offset = float(torch.mv(q_param.view(1, -1), agent.mean_weights)[0])
+    else:
+        offset = float(q[agent.reference_pair])
+    td = rewards - offset + sigma - q.reshape(-1)[flat]
+    visits = counts.reshape(-1)[flat]
+    if cfg.lr_schedule == "count":
+        # step_sizes' lr / (1 + n)^p op for op: torch's pow (its last bit depends on an element's
+        # position in the tensor), then lr · (1/x) as torch divides a number by a tensor
+        powered = (torch.from_numpy(1.0 + visits) ** cfg.lr_power).numpy()
+        alpha = np.reciprocal(powered) * cfg.learning_rate
+    else:
+        alpha = step_sizes(
+            torch.from_numpy(visits), cfg.lr_schedule, cfg.learning_rate, cfg.lr_power, agent.num_updates
+        ).numpy()
+    if not np.isfinite(td).all():
+        agent.check_finite({"loss/td": torch.from_numpy(td)})  # raises, naming it
+    # np.add.at adds repeated pairs one after another in batch order, as index_add_ does
+    np.add.at(q.reshape(-1), flat, alpha * td)
+    np.add.at(counts.reshape(-1), flat, 1.0)
+    agent.num_updates += 1
+    # NumPy's means as sum / size (what np.mean computes, without its Python-level overhead);
+    # their summation order may differ from torch's in the last bit
+    q_mean = float(q.sum()) / q.size
+    metrics = {
+        "gain/estimate": q_mean if cfg.offset == "mean" else float(q[agent.reference_pair]),
+        "td/abs_mean": float(np.abs(td).sum()) / td.size,
+        "q/mean": q_mean,
+        "sigma/mean": float(sigma.sum()) / sigma.size,
+        "lr/mean": float(alpha.sum()) / alpha.size,
+    }
+    return agent._with_gain_error(metrics)

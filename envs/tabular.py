@@ -38,24 +38,26 @@ class GenerativeModel:
         self.cdf[..., -1] = 1.0  # rounding must never push a draw past the last state
         self.n_states, self.n_actions = P.shape[-1], P.shape[1]
         self._flat_cdf = self.cdf.reshape(-1, self.n_states)  # row s·A + a
+        self._flat_cdf_np = self._flat_cdf.numpy() if self.cdf.device.type == "cpu" else None
 
     def sample(
         self, states: torch.Tensor, actions: torch.Tensor, n: int, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """``(B, n)`` int64 next states, i.i.d. from ``P(·|states[b], actions[b])``.
 
-        Inverse CDF: the state is the number of CDF entries ≤ u (u ~ U[0, 1)). With few states a
-        chain of comparisons is about twice as fast as ``searchsorted`` (and gives the same states).
+        Inverse CDF: the state is the number of CDF entries ≤ u (u ~ U[0, 1)). With few states
+        one broadcast comparison, summed, is faster than ``searchsorted`` (and gives the same states).
         """
         pair = states.to(self.cdf.device) * self.n_actions + actions.to(self.cdf.device)
-        cdf = self._flat_cdf.index_select(0, pair)  # (B, S)
-        u = torch.rand(cdf.shape[0], n, generator=generator, dtype=torch.float64, device=cdf.device)
+        u = torch.rand(len(pair), n, generator=generator, dtype=torch.float64, device=self.cdf.device)
         if self.n_states > 16:
+            cdf = self._flat_cdf.index_select(0, pair)  # (B, S)
             return torch.searchsorted(cdf, u, right=True).clamp_(max=self.n_states - 1)
-        out = torch.zeros(u.shape, dtype=torch.int64, device=u.device)
-        for s in range(self.n_states - 1):  # the last entry is exactly 1 > u
-            out += u >= cdf[:, s : s + 1]
-        return out
+        # (B, n, S - 1) comparisons; the last entry is exactly 1 > u
+        if self._flat_cdf_np is not None:  # CPU: in NumPy (a small batch costs a few torch calls less)
+            rows = self._flat_cdf_np[pair.numpy()]
+            return torch.from_numpy((u.numpy()[:, :, None] >= rows[:, None, :-1]).sum(-1))
+        return (u.unsqueeze(-1) >= self._flat_cdf.index_select(0, pair)[:, None, :-1]).sum(-1)
 
 
 class TabularMDP(gym.Env):

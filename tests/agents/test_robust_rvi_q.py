@@ -14,7 +14,7 @@ import torch
 
 import rlrobust
 from rlrobust.agents.robust_rvi_q import estimate_next_values, update_tables
-from rlrobust.core.errors import ConfigError, SpaceError
+from rlrobust.core.errors import ConfigError, NonFiniteError, SpaceError
 from rlrobust.core.types import TrainingServices, TransitionBatch
 from rlrobust.envs.tabular import garnet
 from rlrobust.robust import make_kernel_set, robust_relative_value_iteration
@@ -143,6 +143,8 @@ def test_generative_model_draws_by_inverse_cdf():
     s = torch.arange(6).repeat_interleave(3)
     a = torch.arange(3).repeat(6)
     got = model.sample(s, a, 20_000, torch.Generator().manual_seed(3))
+    model._flat_cdf_np = None  # the torch path (the one other devices take) gives the same states
+    assert torch.equal(model.sample(s, a, 20_000, torch.Generator().manual_seed(3)), got)
     u = torch.rand(18, 20_000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     cdf = np.cumsum(env.P[s.numpy(), a.numpy()], -1)
     cdf[:, -1] = 1.0
@@ -171,3 +173,59 @@ def test_update_tables_sums_repeated_pairs():
         and counts[0, 1, 0] == 2
         and q.abs().sum() == q[0, 1, 0]
     )
+
+
+@pytest.mark.parametrize("schedule", ["count", "constant", "global"])
+@pytest.mark.parametrize("offset", ["mean", "reference"])
+@pytest.mark.parametrize("model", [True, False])
+def test_fast_path_equals_the_plain_path_bit_for_bit(schedule, offset, model):
+    """fast_update/fast_act (the default on CPU for the contamination set) give the plain path's
+    Q table, visit counts, actions and generator state bit for bit after 200 updates on batches
+    with repeated pairs, and its metrics to float64 round-off (NumPy's means)."""
+    env = garnet(6, 3, 3, seed=0)
+
+    def make():
+        agent = rlrobust.make_agent(
+            "robust_rvi_q",
+            env.observation_space,
+            env.action_space,
+            seed=3,
+            lr_schedule=schedule,
+            offset=offset,
+            reference_pair=[2, 1],
+            exploration_rate=0.3,
+        )
+        if model:
+            agent.attach(TrainingServices(model=env.tabular_model(), generative_model=env.generative_model()))
+        return agent
+
+    fast, plain = make(), make()
+    plain.fast_path = False
+    assert fast.uses_fast_path and not plain.uses_fast_path
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        s, a, s2 = (torch.as_tensor(rng.integers(n, size=32)) for n in (6, 3, 6))
+        r = torch.as_tensor(rng.normal(size=32), dtype=torch.float32)
+        batch = TransitionBatch(s, a, r, s2, torch.zeros(32), torch.full((32,), 0.99))
+        m_fast, m_plain = fast.update(batch), plain.update(batch)
+        assert m_fast.keys() == m_plain.keys()
+        assert m_fast == pytest.approx(m_plain, rel=1e-12, abs=1e-14)
+        obs = rng.integers(6, size=5)
+        for deterministic in (False, True):
+            np.testing.assert_array_equal(
+                fast.act(obs, deterministic=deterministic), plain.act(obs, deterministic=deterministic)
+            )
+        assert fast.act(np.int64(obs[0])).shape == plain.act(np.int64(obs[0])).shape == ()
+    assert torch.equal(fast.table.q, plain.table.q) and torch.equal(fast.counts, plain.counts)
+    assert torch.equal(fast.generator.get_state(), plain.generator.get_state())
+    assert fast.num_updates == plain.num_updates == 200
+
+
+def test_fast_path_refuses_a_non_finite_td_before_changing_anything():
+    env = garnet(6, 3, 3, seed=0)
+    agent = rlrobust.make_agent("robust_rvi_q", env.observation_space, env.action_space)
+    s = torch.tensor([0, 1])
+    batch = TransitionBatch(s, s, torch.tensor([1.0, float("nan")]), s, torch.zeros(2), torch.ones(2))
+    with pytest.raises(NonFiniteError, match="loss/td"):
+        agent.update(batch)
+    assert agent.table.q.abs().sum() == 0 and agent.counts.sum() == 0 and agent.num_updates == 0
