@@ -48,16 +48,18 @@ class GenerativeModel:
         Inverse CDF: the state is the number of CDF entries ≤ u (u ~ U[0, 1)). With few states
         one broadcast comparison, summed, is faster than ``searchsorted`` (and gives the same states).
         """
+        if self._flat_cdf_np is not None and self.n_states <= 16:
+            # CPU, few states: in NumPy (a small batch costs a torch call per operation otherwise)
+            pair = states.cpu().numpy() * self.n_actions + actions.cpu().numpy()
+            u = torch.rand(len(pair), n, generator=generator, dtype=torch.float64).numpy()
+            rows = self._flat_cdf_np[pair]  # (B, S)
+            return torch.from_numpy((u[:, :, None] >= rows[:, None, :-1]).sum(-1))  # last entry 1 > u
         pair = states.to(self.cdf.device) * self.n_actions + actions.to(self.cdf.device)
         u = torch.rand(len(pair), n, generator=generator, dtype=torch.float64, device=self.cdf.device)
+        cdf = self._flat_cdf.index_select(0, pair)  # (B, S)
         if self.n_states > 16:
-            cdf = self._flat_cdf.index_select(0, pair)  # (B, S)
             return torch.searchsorted(cdf, u, right=True).clamp_(max=self.n_states - 1)
-        # (B, n, S - 1) comparisons; the last entry is exactly 1 > u
-        if self._flat_cdf_np is not None:  # CPU: in NumPy (a small batch costs a few torch calls less)
-            rows = self._flat_cdf_np[pair.numpy()]
-            return torch.from_numpy((u.numpy()[:, :, None] >= rows[:, None, :-1]).sum(-1))
-        return (u.unsqueeze(-1) >= self._flat_cdf.index_select(0, pair)[:, None, :-1]).sum(-1)
+        return (u.unsqueeze(-1) >= cdf[:, None, :-1]).sum(-1)  # (B, n, S - 1) comparisons; last entry 1 > u
 
 
 class TabularMDP(gym.Env):

@@ -58,3 +58,13 @@ def test_purge_step_drops_the_earlier_files_later_events(tmp_path):
     assert _scalars(tmp_path)["a"] == [(s, float(s)) for s in range(1, 6)] + [
         (s, 100.0 + s) for s in (6, 7, 8)
     ]
+
+
+def test_masked_crc32c_equals_tensorboards():
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
+
+    from rlrobust.core.logging import masked_crc32c
+
+    rng = np.random.default_rng(0)
+    blobs = [b"", b"a", b"123456789"] + [rng.bytes(int(n)) for n in rng.integers(0, 90, size=60)]
+    assert masked_crc32c(blobs) == [reference(blob) for blob in blobs]
