@@ -184,17 +184,18 @@ class Collector:
             buffer.add(**finished)
         self.total_steps += self.num_envs
         self.episode_return += rewards
+        self.obs = next_obs
+        if not len(ended):
+            return []
         done_episodes = []
-        for i in ended:
-            done_episodes.append(
-                {"return": float(self.episode_return[i]), "length": int(self.episode_length[i])}
-            )
-            self.recent_returns.append(float(self.episode_return[i]))
-            self.recent_lengths.append(int(self.episode_length[i]))
+        for i in ended.tolist():
+            episode_return, length = float(self.episode_return[i]), int(self.episode_length[i])
+            done_episodes.append({"return": episode_return, "length": length})
+            self.recent_returns.append(episode_return)
+            self.recent_lengths.append(length)
             self.episode_return[i] = 0.0
             self.episode_length[i] = 0
         self.episodes += len(done_episodes)
-        self.obs = next_obs
         return done_episodes
 
     def env_state_problem(self) -> str | None:

@@ -455,17 +455,18 @@ class Trainer:
         # intervals; the loop compares the step with the next such multiple only, and builds
         # metrics only there (a cheap env makes this loop's own per-step work count).
         due = self._next_due(self.step)
+        total, learning_starts, train_freq = s.total_steps, sch.learning_starts, sch.train_freq
         try:
-            while self.step < s.total_steps:
+            while self.step < total:
                 if set_progress is not None:
-                    set_progress(self.step / s.total_steps)
-                policy = None if self.step < sch.learning_starts else self.agent.act
+                    set_progress(self.step / total)
+                policy = None if self.step < learning_starts else self.agent.act
                 episodes = collector.step(policy, replay)
-                if self.fresh and self.step >= sch.learning_starts:  # on-policy: no warm-up data
+                if self.fresh and self.step >= learning_starts:  # on-policy: no warm-up data
                     self._fresh.append(collector.last_transitions)
                 self.step = collector.total_steps
                 vector_steps = self.step // s.num_envs
-                if self.step >= sch.learning_starts and vector_steps % sch.train_freq == 0:
+                if self.step >= learning_starts and vector_steps % train_freq == 0:
                     if self.fresh:
                         self._last_update = self._update(_stack_fresh(self._fresh, self.agent.device), logger)
                         self._fresh = []
