@@ -86,8 +86,8 @@ class BufferedEventWriter:
     def __init__(
         self, log_dir: str | Path, *, purge_step: int | None = None, max_pending: int = 10_000
     ) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event, SessionLog, SourceMetadata
-        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog, SourceMetadata  # type: ignore[import-untyped]
+        from tensorboard.compat.proto.summary_pb2 import Summary  # type: ignore[import-untyped]
 
         self._event, self._summary = Event, Summary
         log_dir = Path(log_dir)
