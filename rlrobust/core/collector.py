@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import numpy as np
@@ -98,6 +98,29 @@ class LeanSyncVectorEnv(gym.vector.SyncVectorEnv):
         )
 
 
+class SubEnvAccess(Protocol):
+    """What the collector and the trainer use beyond ``gym.vector.VectorEnv``'s declared API: a
+    reset with one seed per sub-env, and per-sub-env calls and attributes. gymnasium's Sync and
+    Async vector envs (and the batched MuJoCo Warp worlds, for ``call``) have them; the base
+    class does not declare them."""
+
+    def reset(self, *, seed: list[int] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every sub-env, sub-env ``i`` with ``seed[i]``."""
+        ...
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Call method ``name`` of every sub-env; one result per sub-env."""
+        ...
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """Attribute ``name`` of every sub-env."""
+        ...
+
+    def set_attr(self, name: str, values: Any) -> None:
+        """Set attribute ``name`` of every sub-env (one value per sub-env, or one for all)."""
+        ...
+
+
 class Collector:
     """Steps a vector env with a policy and writes (n-step) transitions into a replay buffer.
 
@@ -119,6 +142,7 @@ class Collector:
         check_finite: bool = True,
     ) -> None:
         self.envs = envs
+        self.sub_envs = cast(SubEnvAccess, envs)  # the same object, seen through what it also offers
         self.num_envs = envs.num_envs
         self.accumulator = NStepAccumulator(self.num_envs, n_step, gamma)
         self.rng = numpy_generator(seed)
@@ -136,14 +160,17 @@ class Collector:
         space = envs.single_action_space
         self._random_action = _uniform_action_sampler(space)
 
-    def reset(self, reset_seed: int | None = None) -> None:
-        """Reset every sub-env; sub-env i gets seed ``reset_seed + i`` (default: the collector's seed)."""
+    def reset(self, reset_seed: int | None = None) -> np.ndarray:
+        """Reset every sub-env; sub-env i gets seed ``reset_seed + i`` (default: the collector's seed).
+        Returns the first observations (also kept as ``obs``)."""
         base = self.seed if reset_seed is None else reset_seed
-        self.obs, _ = self.envs.reset(seed=[base + i for i in range(self.num_envs)])
+        obs, _ = self.sub_envs.reset(seed=[base + i for i in range(self.num_envs)])
+        self.obs = obs
         # Episodes restart: pending n-step windows must not continue into the new episodes.
         self.accumulator = NStepAccumulator(self.num_envs, self.accumulator.n_step, self.accumulator.gamma)
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
+        return obs
 
     def random_actions(self) -> np.ndarray:
         """Uniform actions from the collector's own generator (warm-up before learning starts)."""
@@ -157,9 +184,7 @@ class Collector:
         # This runs once per env step: with a cheap env its own NumPy calls are most of the
         # loop's cost, so each is there once (one reduction per finiteness check, one
         # ``nonzero`` for the finished sub-envs, no per-step arrays that do not change).
-        if self.obs is None:
-            self.reset()
-        obs = self.obs
+        obs = self.reset() if self.obs is None else self.obs
         actions = self.random_actions() if policy is None else np.asarray(policy(obs))
         next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
         rewards = np.asarray(rewards, dtype=np.float64)
@@ -200,7 +225,7 @@ class Collector:
 
     def env_state_problem(self) -> str | None:
         """Why the sub-envs' state cannot be captured, or None when it can."""
-        return next((p for p in self.envs.call("env_state_problem") if p), None)
+        return next((p for p in self.sub_envs.call("env_state_problem") if p), None)
 
     def state_dict(self) -> dict[str, Any]:
         """Counters, RNG, pending n-step windows, current observations and the sub-envs' states."""
@@ -215,7 +240,7 @@ class Collector:
             "obs": None if self.obs is None else np.array(self.obs, copy=True),
             "episode_return": self.episode_return.copy(),
             "episode_length": self.episode_length.copy(),
-            "env_states": list(self.envs.get_attr("env_state")) if problem is None else None,
+            "env_states": list(self.sub_envs.get_attr("env_state")) if problem is None else None,
             "env_state_problem": problem,
         }
 
@@ -229,7 +254,7 @@ class Collector:
         self.recent_lengths = deque(state["recent_lengths"], maxlen=20)
         if state.get("env_states") is None:
             return False  # pending n-step windows are dropped by the caller's reset()
-        self.envs.set_attr("env_state", list(state["env_states"]))  # one state per sub-env
+        self.sub_envs.set_attr("env_state", list(state["env_states"]))  # one state per sub-env
         self.accumulator.load_state_dict(state["accumulator"])
         self.obs = np.array(state["obs"], copy=True)
         self.episode_return[:] = state["episode_return"]

@@ -31,6 +31,10 @@ checkpoint therefore ends bit-identical (parameters and metrics) to the uninterr
 at exactly ``total_steps``. For an env whose state cannot be captured (a user env or wrapper
 without ``capture_state``/``restore_state``) the episodes restart on resume from a reset seeded
 by the run seed and the step, and the log says so once.
+
+Over 500 lines, on purpose: the one loop every agent trains through (online and offline) reads
+top to bottom here with its resume, NaN guard, evaluation and checkpoint bookkeeping; the parts
+that stand alone live in ``collector.py``, ``replay.py``, ``logging.py`` and ``checkpoint.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -58,7 +62,7 @@ from rlrobust.core.checkpoint import (
 from rlrobust.core.collector import VECTORIZATION, Collector, make_vector_env
 from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
-from rlrobust.core.interfaces import Agent, Hooks, Schedule
+from rlrobust.core.interfaces import Agent, HasReplayGenerations, Hooks, Schedule
 from rlrobust.core.logging import RunLogger
 from rlrobust.core.replay import ReplayBuffer
 from rlrobust.core.runlock import hold_run_dir
@@ -191,7 +195,7 @@ class Trainer:
         self.buffer_seed, self.collector_seed, self.eval_seed = spawn_seeds(settings.seed, 3)
         self.best_eval = -math.inf
         self.step = 0
-        self._fresh: list[dict[str, np.ndarray]] = []
+        self._fresh: list[dict[str, np.ndarray] | None] = []  # on-policy: each step's finished transitions
         self._replay_generation: Any = None  # training-env hooks: last seen / applied values
         self._training_params: dict[str, float] | None = None
         self._last_update: dict[str, float] = {}  # the latest update's metrics (logged at the next row)
@@ -241,7 +245,7 @@ class Trainer:
     def _sync_training_env(self, collector: Collector, buffer: ReplayBuffer | None) -> None:
         """Apply the agent's training-env hooks (module docstring); a no-op for other agents."""
         if self.hooks.replay_generations:
-            generation = self.agent.replay_generation
+            generation = cast(HasReplayGenerations, self.agent).replay_generation
             if generation != self._replay_generation:
                 if self._replay_generation is not None and buffer is not None:
                     buffer.clear()
@@ -249,7 +253,7 @@ class Trainer:
         ask = self.hooks.training_params
         params = ask(collector.episodes) if ask is not None else None
         if params is not None and params != self._training_params:
-            collector.envs.call("set_params", **params)
+            collector.sub_envs.call("set_params", **params)
             collector.reset(reset_seed=self.collector_seed + self.step)
             self._training_params = dict(params)
 
@@ -556,9 +560,9 @@ class Trainer:
 
 def _stack_fresh(chunks: list[dict[str, np.ndarray] | None], device: torch.device) -> TransitionBatch:
     """One batch from the transitions collected since the last update (on-policy agents)."""
-    chunks = [c for c in chunks if c]
-    keys = chunks[0].keys()
-    arrays = {k: np.concatenate([np.asarray(c[k]) for c in chunks]) for k in keys}
+    present = [c for c in chunks if c]
+    keys = present[0].keys()
+    arrays = {k: np.concatenate([np.asarray(c[k]) for c in present]) for k in keys}
     tensors = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
     core = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
     return TransitionBatch(

@@ -14,10 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import torch
+
+
+class PolicyEvaluator(Protocol):
+    """``TrainingServices.evaluate``: the agent's current policy evaluated under ``params``."""
+
+    def __call__(
+        self, params: Mapping[str, float], episodes: int = 5, return_std: bool = False
+    ) -> float | tuple[float, float]:
+        """Mean return over ``episodes`` (``(mean, std)`` with ``return_std``)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,7 @@ class TrainingServices:
     """
 
     make_env: Callable[[], gym.Env] | None = None
-    evaluate: Callable[[Mapping[str, float]], float] | None = None
+    evaluate: PolicyEvaluator | None = None
     suite: Any = None
     model: tuple[torch.Tensor, torch.Tensor] | None = None
     generative_model: Any = None
