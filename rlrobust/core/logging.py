@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import google_crc32c
 from tqdm.auto import tqdm
 
 from rlrobust.core.errors import RlrobustError
@@ -35,37 +35,14 @@ if TYPE_CHECKING:
 _FILE_IDS = itertools.count()  # tells apart event files one process opens in the same second
 
 
-def _crc32c_table() -> np.ndarray:
-    """The byte table of CRC-32C (Castagnoli; reflected polynomial 0x82F63B78)."""
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1)
-    return table
+def masked_crc32c(blob: bytes) -> int:
+    """The masked CRC-32C of ``blob``, as TFRecord files (TensorBoard's event files) store it.
 
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def masked_crc32c(blobs: Sequence[bytes]) -> list[int]:
-    """The masked CRC-32C of each blob, as TFRecord files (TensorBoard's event files) store it.
-
-    TensorBoard's own implementation runs a Python loop per byte. Here the blobs of one length
-    go through the same table lookups together, one NumPy step per byte position.
+    The checksum comes from ``google-crc32c`` (C; TensorBoard's own fallback is a Python loop per
+    byte); the mask is TFRecord's: rotate right by 15 bits, add 0xA282EAD8, modulo 2**32.
     """
-    out = [0] * len(blobs)
-    by_length: dict[int, list[int]] = {}
-    for i, blob in enumerate(blobs):
-        by_length.setdefault(len(blob), []).append(i)
-    for length, rows in by_length.items():
-        data = np.frombuffer(b"".join(blobs[i] for i in rows), dtype=np.uint8).reshape(len(rows), length)
-        crc = np.full(len(rows), 0xFFFFFFFF, dtype=np.uint32)
-        for j in range(length):
-            crc = _CRC32C_TABLE[(crc ^ data[:, j]) & 0xFF] ^ (crc >> 8)
-        crc ^= np.uint32(0xFFFFFFFF)
-        masked = ((crc >> 15) | (crc << 17)) + np.uint32(0xA282EAD8)  # uint32 arithmetic wraps
-        for i, value in zip(rows, masked.tolist()):
-            out[i] = value
-    return out
+    crc: int = google_crc32c.value(blob)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 class BufferedEventWriter:
@@ -116,14 +93,16 @@ class BufferedEventWriter:
 
     def _write(self, events: list[bytes]) -> None:
         """Append serialized events as TFRecords (length, its masked CRC, data, its masked CRC)."""
-        lengths = [struct.pack("<Q", len(event)) for event in events]
-        crcs = masked_crc32c(lengths + events)
-        self._file.write(
-            b"".join(
-                length + struct.pack("<I", length_crc) + event + struct.pack("<I", event_crc)
-                for length, length_crc, event, event_crc in zip(lengths, crcs, events, crcs[len(events) :])
-            )
-        )
+        records = []
+        for event in events:
+            length = struct.pack("<Q", len(event))
+            records += [
+                length,
+                struct.pack("<I", masked_crc32c(length)),
+                event,
+                struct.pack("<I", masked_crc32c(event)),
+            ]
+        self._file.write(b"".join(records))
         self._file.flush()
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
