@@ -173,7 +173,7 @@ def plot_profiles(results: dict[str, dict[str, Any]], path: Path) -> list[Path]:
 
     written = []
     for task in ("iqn", "dsac"):
-        names = [n for n in VARIANTS if n.startswith(task) and results.get(n)]
+        names = [n for n in VARIANTS if n.startswith(task) and len(results.get(n, {})) >= 2]  # bands: 2 seeds
         if not names:
             continue
         for kind in ("parameters", "observation_noise"):
@@ -275,6 +275,18 @@ def main() -> None:
     results_path = Path(args.results)
     doc = json.loads(results_path.read_text()) if results_path.exists() else {"results": {}}
     results: dict[str, dict[str, Any]] = doc["results"]
+    stored = doc.get("settings", {}).get("variants", {})
+    changed = [
+        n
+        for n in names
+        if results.get(n) and n in stored and stored[n]["agent_kwargs"] != agent_kwargs(VARIANTS[n])
+    ]
+    if changed and args.steps is None:  # finished seeds were trained otherwise: do not mix the two
+        raise SystemExit(
+            f"{results_path}: variants {changed} have results trained with other hyperparameters "
+            f"(e.g. {changed[0]}: stored {stored[changed[0]]['agent_kwargs']}, now "
+            f"{agent_kwargs(VARIANTS[changed[0]])}); use another --results file"
+        )
     todo = [(n, s) for s in range(args.seeds) for n in names if str(s) not in results.get(n, {})]
     for name, seed in todo[: args.max_runs]:
         results.setdefault(name, {})[str(seed)] = run_one(name, seed, Path(args.runs_dir), args.steps)
