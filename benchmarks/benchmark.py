@@ -454,9 +454,14 @@ def iqn_learning(
             file=sys.stderr,
             flush=True,
         )
+    from rlrobust.evaluation import summarize_runs
+
+    finals = [v["final"] for v in per_seed.values()]
     return {
         "per_seed": per_seed,
         "seeds_final_at_threshold": sum(v["final"] >= threshold for v in per_seed.values()),
+        # IQM and mean with 95 % stratified-bootstrap intervals over seeds (two seeds at least).
+        "over_seeds": summarize_runs(finals).to_dict() if len(finals) > 1 else None,
         "seeds": seeds,
         "settings": dict(
             env="CartPole-v1",
