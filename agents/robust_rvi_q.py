@@ -221,6 +221,7 @@ class RobustRVIQ(AgentBase):
     #: run :meth:`act`/:meth:`update` through :func:`fast_act`/:func:`fast_update` where they
     #: apply (same results, far less overhead; module docstring); False: always the plain path
     fast_path: bool = True
+    _fast_state: _FastState | None = None  #: the fast path's views and buffers (built on first use)
 
     def __init__(
         self,
@@ -366,7 +367,58 @@ class RobustRVIQ(AgentBase):
 
 def _indices(x: Any) -> np.ndarray:
     """State or action indices as a flat int64 array (``AgentBase.index_tensor`` in NumPy)."""
-    return np.asarray(x).astype(np.int64, copy=False).reshape(-1)
+    # a CPU tensor's .numpy() directly: np.asarray goes through Tensor.__array__ in Python
+    array = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    return array.astype(np.int64, copy=False).reshape(-1)
+
+
+class _FastState:
+    """What the fast path would otherwise build anew at every step: NumPy views of the table and
+    the counts, the flat table for the offset's product, and the outputs (tensors with NumPy
+    views) that ``torch.mv``, ``torch.pow``, ``torch.rand`` and ``torch.randint`` write into with
+    ``out=``: the same kernels and generator draws as the calls without ``out=`` (same bits),
+    without a tensor allocated per call. Rebuilt when the agent's table or counts are other
+    tensors (e.g. moved); the per-batch buffers when the batch size changes."""
+
+    def __init__(self, agent: RobustRVIQ) -> None:
+        self.q_param, self.counts_t = agent.table.q, agent.counts
+        q_t = self.q_param.detach()
+        self.q, self.counts = q_t.numpy(), self.counts_t.numpy()  # views: writes land in the tensors
+        self.q_row = q_t.view(1, -1)
+        self.mv_out = torch.empty(1, dtype=torch.float64)
+        self.mv_np = self.mv_out.numpy()
+        self.batch = self.acting = -1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a copy of the views would no longer be views of the copied agent's tensors: a copied
+        # (deepcopy, pickle) agent gets None and builds its own on first use
+        return (type(None), ())
+
+    def act_buffers(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exploration draws' outputs (``torch.rand``, ``torch.randint``) for ``batch`` states."""
+        if batch != self.acting:
+            self.rand_out = torch.empty(batch, dtype=torch.float32)
+            self.randint_out = torch.empty(batch, dtype=torch.int64)
+            self.acting = batch
+        return self.rand_out, self.randint_out
+
+    def pow_buffers(self, batch: int) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+        """``pow``'s input and output for ``batch`` samples (each as a tensor and a NumPy view)."""
+        if batch != self.batch:
+            self.pow_in, self.pow_out = (
+                torch.empty(batch, dtype=torch.float64),
+                torch.empty(batch, dtype=torch.float64),
+            )
+            self.pow_in_np, self.pow_out_np = self.pow_in.numpy(), self.pow_out.numpy()
+            self.batch = batch
+        return self.pow_in, self.pow_in_np, self.pow_out, self.pow_out_np
+
+
+def _fast_state(agent: RobustRVIQ) -> _FastState:
+    state = agent._fast_state
+    if state is None or state.q_param is not agent.table.q or state.counts_t is not agent.counts:
+        state = agent._fast_state = _FastState(agent)
+    return state
 
 
 def fast_act(agent: RobustRVIQ, obs: Any, deterministic: bool) -> np.ndarray:
@@ -376,11 +428,13 @@ def fast_act(agent: RobustRVIQ, obs: Any, deterministic: bool) -> np.ndarray:
     exploration draws are the same torch calls, compared with ε in float32 as torch compares.
     """
     s = _indices(obs)
-    actions = agent.table.q.detach().numpy()[s].argmax(-1)
+    fs = _fast_state(agent)
+    actions = fs.q[s].argmax(-1)
     eps = agent.config.exploration_rate
     if not deterministic and eps > 0:
-        explore = torch.rand(len(s), generator=agent.generator).numpy() < np.float32(eps)
-        random = torch.randint(agent.n_actions, (len(s),), generator=agent.generator).numpy()
+        rand_out, randint_out = fs.act_buffers(len(s))
+        explore = torch.rand(len(s), generator=agent.generator, out=rand_out).numpy() < np.float32(eps)
+        random = torch.randint(agent.n_actions, (len(s),), generator=agent.generator, out=randint_out).numpy()
         actions = np.where(explore, random, actions)
     return actions
 
@@ -389,23 +443,26 @@ def fast_update(agent: RobustRVIQ, batch: TransitionBatch) -> dict[str, float]:
     """:meth:`RobustRVIQ.update` for the contamination set on NumPy views of the table and the
     counts (``agent.uses_fast_path``; see the module docstring for what stays in torch)."""
     cfg = agent.config
+    fs = _fast_state(agent)
+    q, counts = fs.q, fs.counts
     s, a = _indices(batch.observations), _indices(batch.actions)
-    q_param = agent.table.q.detach()
-    q, counts = q_param.numpy(), agent.counts.numpy()  # views: writes land in the tensors
     rewards = batch.rewards.numpy().astype(np.float64).reshape(-1)
     # σ̂ = (1 − δ)·V(s') + δ·min V from one nominal sample s' per row (Contamination.estimate)
     v = q.max(1)
-    if agent.generative_model is not None:
-        s_t, a_t = torch.from_numpy(s), torch.from_numpy(a)
-        s_next = agent.generative_model.sample(s_t, a_t, 1, agent.generator).numpy()[:, 0]
-    else:
+    model = agent.generative_model
+    if model is None:
         s_next = _indices(batch.next_observations)
+    elif getattr(model, "numpy_path", None) is not None and model.numpy_path(len(s)):
+        s_next = model.sample_numpy(s, a, 1, agent.generator)[:, 0]  # the same draws as sample
+    else:
+        s_next = model.sample(torch.from_numpy(s), torch.from_numpy(a), 1, agent.generator).numpy()[:, 0]
     radius = agent.kernel_set.radius
     sigma = (1.0 - radius) * v[s_next] + radius * v.min()
     # update_tables, one copy: td = r − f(Q) + σ̂ − Q(s, a), α from the visit counts
     flat = s * agent.n_actions + a
     if cfg.offset == "mean":  # rvi_offset's product, one torch call (the weights are kept)
-        offset = float(torch.mv(q_param.view(1, -1), agent.mean_weights)[0])
+        torch.mv(fs.q_row, agent.mean_weights, out=fs.mv_out)
+        offset = float(fs.mv_np[0])
     else:
         offset = float(q[agent.reference_pair])
     td = rewards - offset + sigma - q.reshape(-1)[flat]
@@ -413,8 +470,10 @@ def fast_update(agent: RobustRVIQ, batch: TransitionBatch) -> dict[str, float]:
     if cfg.lr_schedule == "count":
         # step_sizes' lr / (1 + n)^p op for op: torch's pow (its last bit depends on an element's
         # position in the tensor), then lr · (1/x) as torch divides a number by a tensor
-        powered = (torch.from_numpy(1.0 + visits) ** cfg.lr_power).numpy()
-        alpha = np.reciprocal(powered) * cfg.learning_rate
+        pow_in, pow_in_np, pow_out, pow_out_np = fs.pow_buffers(len(visits))
+        np.add(visits, 1.0, out=pow_in_np)
+        torch.pow(pow_in, cfg.lr_power, out=pow_out)
+        alpha = np.reciprocal(pow_out_np) * cfg.learning_rate
     else:
         alpha = step_sizes(
             torch.from_numpy(visits), cfg.lr_schedule, cfg.learning_rate, cfg.lr_power, agent.num_updates
@@ -423,7 +482,9 @@ def fast_update(agent: RobustRVIQ, batch: TransitionBatch) -> dict[str, float]:
         agent.check_finite({"loss/td": torch.from_numpy(td)})  # raises, naming it
     # np.add.at adds repeated pairs one after another in batch order, as index_add_ does
     np.add.at(q.reshape(-1), flat, alpha * td)
-    np.add.at(counts.reshape(-1), flat, 1.0)
+    # the counts are whole numbers far below 2⁵³: adding a pair's k visits at once is exact,
+    # the same as adding 1 k times
+    counts.reshape(-1)[:] += np.bincount(flat, minlength=counts.size)
     agent.num_updates += 1
     # NumPy's means as sum / size (what np.mean computes, without its Python-level overhead);
     # their summation order may differ from torch's in the last bit

@@ -18,6 +18,7 @@ Gymnasium ids registered on import: ``rlrobust/Garnet-v0``, ``rlrobust/RiverSwim
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +40,7 @@ class GenerativeModel:
         self.n_states, self.n_actions = P.shape[-1], P.shape[1]
         self._flat_cdf = self.cdf.reshape(-1, self.n_states)  # row s·A + a
         self._flat_cdf_np = self._flat_cdf.numpy() if self.cdf.device.type == "cpu" else None
+        self._uniforms = torch.empty(0, 0, dtype=torch.float64)  # sample_numpy's draws
 
     def sample(
         self, states: torch.Tensor, actions: torch.Tensor, n: int, generator: torch.Generator | None = None
@@ -50,11 +52,10 @@ class GenerativeModel:
         a small batch on the CPU (an agent's update) takes NumPy, where a torch call per operation
         would cost more than the arithmetic. Every path draws the same uniforms.
         """
-        if self._flat_cdf_np is not None and self.n_states <= 16 and len(states) * n <= 4096:
-            pair = states.cpu().numpy() * self.n_actions + actions.cpu().numpy()
-            u = torch.rand(len(pair), n, generator=generator, dtype=torch.float64).numpy()
-            rows = self._flat_cdf_np[pair]  # (B, S); its last entry is exactly 1 > u
-            return torch.from_numpy((u[:, :, None] >= rows[:, None, :-1]).sum(-1))
+        if self.numpy_path(len(states) * n):
+            return torch.from_numpy(
+                self.sample_numpy(states.cpu().numpy(), actions.cpu().numpy(), n, generator)
+            )
         pair = states.to(self.cdf.device) * self.n_actions + actions.to(self.cdf.device)
         cdf = self._flat_cdf.index_select(0, pair)  # (B, S)
         u = torch.rand(cdf.shape[0], n, generator=generator, dtype=torch.float64, device=cdf.device)
@@ -64,6 +65,25 @@ class GenerativeModel:
         for s in range(self.n_states - 1):  # the last entry is exactly 1 > u
             out += u >= cdf[:, s : s + 1]
         return out
+
+    def numpy_path(self, draws: int) -> bool:
+        """Whether :meth:`sample` takes NumPy for ``draws`` = B·n draws (then
+        :meth:`sample_numpy` gives the same states for NumPy inputs)."""
+        return self._flat_cdf_np is not None and self.n_states <= 16 and draws <= 4096
+
+    def sample_numpy(
+        self, states: np.ndarray, actions: np.ndarray, n: int, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """:meth:`sample`'s NumPy path on NumPy indices (when :meth:`numpy_path` holds): the
+        same uniforms and states, without the tensor round trips of a caller that holds arrays."""
+        pair = states * self.n_actions + actions
+        # the uniforms go into a kept tensor (torch.rand's out=: the same kernel and draws,
+        # without an allocation per call); ``take`` selects the rows as fancy indexing does
+        if self._uniforms.shape != (len(pair), n):
+            self._uniforms = torch.empty(len(pair), n, dtype=torch.float64)
+        u = torch.rand(len(pair), n, generator=generator, dtype=torch.float64, out=self._uniforms).numpy()
+        rows = self._flat_cdf_np.take(pair, axis=0)  # (B, S); its last entry is exactly 1 > u
+        return (u[:, :, None] >= rows[:, None, :-1]).sum(-1)
 
 
 class TabularMDP(gym.Env):
@@ -90,7 +110,10 @@ class TabularMDP(gym.Env):
             )
         self.observation_space = gym.spaces.Discrete(self.n_states)
         self.action_space = gym.spaces.Discrete(self.n_actions)
-        self._cdf = np.cumsum(self.P, -1)
+        # step reads Python floats: bisect_right on a short list costs a fraction of
+        # np.searchsorted's call overhead and makes the same float64 comparisons (same state)
+        self._cdf_rows = np.cumsum(self.P, -1).tolist()
+        self._reward_rows = self.R.tolist()
         self.state = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[int, dict]:
@@ -102,9 +125,9 @@ class TabularMDP(gym.Env):
         a = int(action)
         if not 0 <= a < self.n_actions:
             raise gym.error.InvalidAction(f"action {action!r} is outside Discrete({self.n_actions})")
-        reward = float(self.R[self.state, a])
+        reward = self._reward_rows[self.state][a]
         u = self.np_random.random()
-        self.state = int(min(np.searchsorted(self._cdf[self.state, a], u, side="right"), self.n_states - 1))
+        self.state = min(bisect.bisect_right(self._cdf_rows[self.state][a], u), self.n_states - 1)
         return self.state, reward, False, False, {}
 
     def capture_state(self) -> int:

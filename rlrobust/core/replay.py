@@ -50,6 +50,7 @@ class ReplayBuffer:
         self.generator = torch_generator(seed, self.device)
         self.storage: dict[str, torch.Tensor] = {}
         self._host: dict[str, np.ndarray] = {}
+        self._idx = torch.empty(0, dtype=torch.int64, device=self.device)  # sample's positions
         self.pos = 0
         self.size = 0
 
@@ -119,7 +120,11 @@ class ReplayBuffer:
         """A uniform sample (with replacement) from the buffer's own seeded generator."""
         if self.size == 0:
             raise ValueError("cannot sample from an empty replay buffer")
-        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, device=self.device)
+        # into a kept index tensor (randint's out=: the same draws, no allocation per sample;
+        # gather only reads it)
+        if self._idx.shape != (batch_size,):
+            self._idx = torch.empty(batch_size, dtype=torch.int64, device=self.device)
+        idx = torch.randint(0, self.size, (batch_size,), generator=self.generator, out=self._idx)
         return self.gather(idx)
 
     def gather(self, idx: torch.Tensor) -> TransitionBatch:
@@ -197,8 +202,9 @@ class NStepAccumulator:
         self.n_step, self.gamma = int(n_step), float(gamma)
         # Per env: the last n steps as (obs, action, reward, extras) tuples.
         self.windows: list[deque[tuple[Any, ...]]] = [deque() for _ in range(num_envs)]
-        # The one-step discounts are the same every step: a copy of this array is cheaper than
-        # np.full (each batch still gets its own).
+        # The one-step discounts are the same every step: every batch hands out this one array
+        # instead of a copy (nothing writes to it: the buffer copies it into its storage,
+        # on-policy batches are concatenated, checkpoints pickle it).
         self._discounts = np.full(num_envs, self.gamma, dtype=np.float32)
 
     def push(
@@ -216,9 +222,8 @@ class NStepAccumulator:
         num_envs = len(rewards)
         if self.n_step == 1:
             discounts = self._discounts
-            discounts = (
-                discounts.copy() if len(discounts) == num_envs else np.full(num_envs, self.gamma, np.float32)
-            )
+            if len(discounts) != num_envs:
+                discounts = np.full(num_envs, self.gamma, np.float32)
             return {
                 "observations": obs,
                 "actions": actions,

@@ -8,6 +8,9 @@ trajectories with its generative model attached.
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -230,3 +233,17 @@ def test_fast_path_refuses_a_non_finite_td_before_changing_anything():
     with pytest.raises(NonFiniteError, match="loss/td"):
         agent.update(batch)
     assert agent.table.q.abs().sum() == 0 and agent.counts.sum() == 0 and agent.num_updates == 0
+
+
+def test_fast_path_of_a_copied_agent_updates_the_copy():
+    """The fast path keeps NumPy views of the table: a deep copy (or pickle) of an agent that
+    has used it must update its own table, not a detached copy of the views."""
+    env = garnet(6, 3, 3, seed=0)
+    agent = rlrobust.make_agent("robust_rvi_q", env.observation_space, env.action_space, seed=3)
+    s = torch.tensor([0, 1, 2])
+    batch = TransitionBatch(s, s, torch.ones(3), s, torch.zeros(3), torch.ones(3))
+    agent.update(batch)
+    for copied in (copy.deepcopy(agent), pickle.loads(pickle.dumps(agent))):
+        before = copied.table.q.clone()
+        copied.update(batch)
+        assert not torch.equal(copied.table.q, before) and copied.counts.sum() == 6
