@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlrobust.core.agent_base import AgentBase, batched_act
+from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.errors import ConfigError, choices
 from rlrobust.core.types import TrainingServices, TransitionBatch
 from rlrobust.robust import KernelSet, make_kernel_set, robust_relative_value_iteration
@@ -237,19 +237,26 @@ class RobustRVIQ(AgentBase):
         self.n_actions = self.require_discrete_actions(self.name, action_space)
         kw = {"metric": np.asarray(config.metric)} if config.metric is not None else {}
         self.kernel_set = make_kernel_set(config.kernel_set, config.radius, **kw)
-        if config.offset not in OFFSETS:
-            raise ConfigError(f"unknown offset {config.offset!r}; valid: {choices(OFFSETS)}")
-        if config.lr_schedule not in SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule {config.lr_schedule!r}; valid: {choices(SCHEDULES)}")
-        if not 0.5 < config.mlmc_psi < 1.0:
-            raise ConfigError(
-                f"mlmc_psi={config.mlmc_psi} must lie in (0.5, 1); (0.5, 0.75) keeps variance finite"
-            )
         s0, a0 = (int(x) for x in config.reference_pair)
-        if not (0 <= s0 < self.n_states and 0 <= a0 < self.n_actions):
-            raise ConfigError(
-                f"reference_pair {config.reference_pair} is outside the {self.n_states}×{self.n_actions} table"
-            )
+        validate_config(
+            "robust RVI Q-learning",
+            config,
+            [
+                (config.offset in OFFSETS, f"unknown offset {config.offset!r}; valid: {choices(OFFSETS)}"),
+                (
+                    config.lr_schedule in SCHEDULES,
+                    f"unknown lr_schedule {config.lr_schedule!r}; valid: {choices(SCHEDULES)}",
+                ),
+                (
+                    0.5 < config.mlmc_psi < 1.0,
+                    "mlmc_psi must lie in (0.5, 1); (0.5, 0.75) keeps variance finite",
+                ),
+                (
+                    0 <= s0 < self.n_states and 0 <= a0 < self.n_actions,
+                    f"reference_pair {config.reference_pair} is outside the {self.n_states}×{self.n_actions} table",
+                ),
+            ],
+        )
         self.reference_pair = (s0, a0)
         with self.seeded_init():
             self.table = QTable(self.n_states, self.n_actions).to(self.device)

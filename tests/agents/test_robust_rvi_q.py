@@ -92,6 +92,10 @@ def test_bad_configuration_and_spaces():
         rlrobust.make_agent("robust_rvi_q", gym.spaces.Discrete(2), gym.spaces.Box(-1, 1, (2,)))
     with pytest.raises(ConfigError, match="offset.*'mean', 'reference'"):
         rlrobust.make_agent("robust_rvi_q", gym.spaces.Discrete(2), gym.spaces.Discrete(2), offset="max")
+    with pytest.raises(ConfigError, match="unknown lr_schedule 'fast'.*; mlmc_psi must lie in"):  # both named
+        rlrobust.make_agent(
+            "robust_rvi_q", gym.spaces.Discrete(2), gym.spaces.Discrete(2), lr_schedule="fast", mlmc_psi=0.4
+        )
     with pytest.raises(ConfigError, match="valid range"):
         rlrobust.make_agent(
             "robust_rvi_q", gym.spaces.Discrete(2), gym.spaces.Discrete(2), kernel_set="tv", radius=2.0
