@@ -34,6 +34,9 @@ The table and the counts come out bit for bit as the plain path gives them (test
 metrics' means are NumPy's, equal to the plain path's to float64 round-off. Other sets and
 devices take the plain path.
 
+About 500 lines, on purpose: the plain update (the paper's equations, batched over copies) and its
+bit-identical fast path stay side by side, so a reader checks one against the other in one file.
+
 Deviations from the paper:
 * Exploration is ε-greedy on Q (the paper analyses a generic behaviour policy / generative model).
 * The MLMC level is capped at 20 (tail mass folded into the last level): unbiased for σ of a
