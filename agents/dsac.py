@@ -72,7 +72,7 @@ from torch.nn import functional as F
 from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.errors import ConfigError
 from rlrobust.core.networks import EnsembleMLP, TanhGaussianActor
-from rlrobust.core.optim import fused_adam
+from rlrobust.core.optim import adam_step, fused_adam
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import CriticOutput, TransitionBatch
 
@@ -364,8 +364,9 @@ class DSAC(AgentBase):
         # without a gradient (the actor between its delayed steps) are skipped, exactly as if
         # they had their own optimiser that did not step.
         lr = config.learning_rate
+        self._critic_params = list(self.critic.parameters())  # frozen for the actor's pass
         groups = [
-            {"params": list(self.critic.parameters()), "lr": config.critic_learning_rate or lr},
+            {"params": self._critic_params, "lr": config.critic_learning_rate or lr},
             {"params": list(self.actor.parameters()), "lr": config.actor_learning_rate or lr},
         ]
         if learn_alpha:
@@ -441,9 +442,11 @@ class DSAC(AgentBase):
         losses: dict[str, torch.Tensor] = {}
         if update_actor:  # through the critic as it is before its step, with its weights frozen
             new_actions, log_prob = self.actor(obs, generator=self.generator)
-            self.critic.requires_grad_(False)
+            for p in self._critic_params:
+                p.requires_grad_(False)
             q_pi, std_pi = self._critic(self.critic, obs, new_actions)
-            self.critic.requires_grad_(True)
+            for p in self._critic_params:
+                p.requires_grad_(True)
             value = (q_pi - self.risk_coef * std_pi if self.risk_coef else q_pi).min(dim=0).values  # (B,)
             losses["loss/actor"] = (alpha * log_prob - value).mean()
             if self.temperature.log_alpha.requires_grad:
@@ -470,7 +473,7 @@ class DSAC(AgentBase):
         self.optimizer.zero_grad(set_to_none=True)
         # The losses touch disjoint parameters (critic weights were frozen for the actor's pass).
         torch.stack(list(losses.values())).sum().backward()
-        self.optimizer.step()
+        adam_step(self.optimizer)
         self.running_std = running
         if update_actor:
             polyak_update(self.critic_target, self.critic, cfg.tau)

@@ -45,7 +45,7 @@ from rlrobust.agents.idql_diffusion import ScoreNetwork, ddpm_step, vp_beta_sche
 from rlrobust.core.agent_base import AgentBase, batched_act
 from rlrobust.core.losses import expectile_loss
 from rlrobust.core.networks import BoxRescale, EnsembleLinear, EnsembleMLP, mlp
-from rlrobust.core.optim import cosine_lr, fused_adam
+from rlrobust.core.optim import adam_step, cosine_lr, fused_adam
 from rlrobust.core.seeding import torch_generator
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
@@ -275,7 +275,7 @@ class IDQL(AgentBase):
         # The losses touch disjoint parameters (targets carry no gradient): one backward, one step.
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
-        self.optimizer.step()
+        adam_step(self.optimizer)
         polyak_update(self.critic_target, self.critic, cfg.tau)
         polyak_update(self.score_ema, self.score, cfg.ema_rate)
         self.num_updates += 1

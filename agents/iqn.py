@@ -23,7 +23,7 @@ batches: one torso pass and one embedding pass serve both the target's action se
 quantiles, a linear head computes only the taken action's quantiles (``addmm``), the loss comes
 with its gradient (:func:`~rlrobust.core.losses.quantile_huber_loss_and_grad`) so no autograd
 node is built for it, clipping runs only when it changes the gradient, and Adam's fused kernel
-is called directly (``_adam_step``). ``tests/agents/test_iqn.py`` checks that both paths of
+is called directly (:func:`~rlrobust.core.optim.adam_step`). ``tests/agents/test_iqn.py`` checks that both paths of
 the agent (and a plain copy in the test) take the same steps.
 
 Acting is ε-greedy on ``Q_β(s, a) = (1/K) Σ_k Z_{β(τ̃_k)}(s, a)`` where ``β`` is the risk
@@ -68,7 +68,7 @@ import torch
 from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.critics import ImplicitQuantileCritic
 from rlrobust.core.losses import distributional_td_target, quantile_huber_loss, quantile_huber_loss_and_grad
-from rlrobust.core.optim import fused_adam
+from rlrobust.core.optim import adam_step, fused_adam
 from rlrobust.core.risk import distortion
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import CriticOutput, TransitionBatch
@@ -328,7 +328,7 @@ def fast_update(
     both action selection and the target quantiles; the critic's ``head_*`` methods evaluate a
     linear head without forming the ``(B, N, W)`` product; the loss comes with its gradient and
     ``torch.autograd.grad`` back-propagates it (no loss node, no ``.grad`` accumulation); one host
-    sync reads every metric; clipping runs only when it changes the gradient; :func:`_adam_step`
+    sync reads every metric; clipping runs only when it changes the gradient; :func:`~rlrobust.core.optim.adam_step`
     calls the fused Adam kernel directly. Does not count the update or sync the target net.
     """
     c, critic, target_net = agent.config, agent.critic, agent.critic_target
@@ -356,7 +356,7 @@ def fast_update(
         )
     if values[2] + 1e-6 > agent._max_norm:  # else clip_grad_norm_'s factor would be >= 1: skip it
         _clip_grad_norm(grads, agent._max_norm, grad_norm)
-    _adam_step(agent.optimizer, agent._params, grads)
+    adam_step(agent.optimizer, grads)
     return dict(zip(("loss/critic", "q/mean", "grad_norm/critic"), values))
 
 
@@ -376,43 +376,3 @@ def _clip_grad_norm(
 def _grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm of all ``grads`` together (a 0-d tensor)."""
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
-def _adam_step(optimizer: torch.optim.Adam, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-    """``optimizer.step()`` with ``grads`` as the gradients of ``params``, bit for bit.
-
-    Once the state exists, a fused Adam runs the same two kernels as ``torch.optim.Adam``'s fused
-    path (``_foreach_add_`` on the step counters, then ``_fused_adam_``) without its per-step
-    Python bookkeeping, which on this small network costs as much as the kernel itself. The state
-    stays in ``optimizer.state`` (``state_dict``/``load_state_dict`` are unchanged); optimizer
-    hooks are not called. The first step (which creates the state) and non-fused optimizers go
-    through ``optimizer.step()``.
-    """
-    group = optimizer.param_groups[0]
-    states = [optimizer.state.get(p) for p in params]
-    fast = group["fused"] and not group["amsgrad"] and not group.get("decoupled_weight_decay", False)
-    if fast and len(optimizer.param_groups) == 1 and all(states):
-        steps = [state["step"] for state in states]
-        torch._foreach_add_(steps, 1)
-        beta1, beta2 = group["betas"]
-        torch._fused_adam_(
-            params,
-            grads,
-            [state["exp_avg"] for state in states],
-            [state["exp_avg_sq"] for state in states],
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=group["maximize"],
-        )
-        return
-    for p, g in zip(params, grads):
-        p.grad = g
-    optimizer.step()
-    for p in params:
-        p.grad = None

@@ -50,7 +50,7 @@ from torch.nn import functional as F
 from rlrobust.core.agent_base import AgentBase, batched_act, validate_config
 from rlrobust.core.losses import expectile_loss
 from rlrobust.core.networks import BoxRescale, EnsembleLinear, EnsembleMLP, mlp
-from rlrobust.core.optim import cosine_lr, fused_adam
+from rlrobust.core.optim import adam_step, cosine_lr, fused_adam
 from rlrobust.core.targets import frozen_copy, polyak_update
 from rlrobust.core.types import TransitionBatch
 
@@ -313,7 +313,7 @@ class RIQL(AgentBase):
         self.optimizer.param_groups[2]["lr"] = actor_lr
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
-        self.optimizer.step()
+        adam_step(self.optimizer)
         polyak_update(self.critic_target, self.critic, cfg.tau)
         self.num_updates += 1
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 from statistics import NormalDist
@@ -16,7 +15,7 @@ from omegaconf import OmegaConf
 
 import rlrobust
 import rlrobust.conf
-from rlrobust.agents.iqn import IQNConfig, _adam_step, _clip_grad_norm
+from rlrobust.agents.iqn import IQNConfig, _clip_grad_norm
 from rlrobust.core.errors import CheckpointError, ConfigError, SpaceError
 from rlrobust.core.losses import quantile_huber_loss
 from rlrobust.core.types import CriticOutput, TransitionBatch
@@ -201,28 +200,6 @@ def test_value_distribution_is_the_shared_critic_output():
     torch.testing.assert_close(out.q, out.quantiles.mean(dim=1))
     # risk-neutral acting is greedy on the same midpoints
     assert np.array_equal(out.q.argmax(dim=1).numpy(), agent.act(obs.numpy(), deterministic=True))
-
-
-def test_adam_step_is_torch_adam_and_state_dict_roundtrips():
-    torch.manual_seed(0)
-    shapes = [(5, 3), (3,), (2, 5)]
-    p_fast = [torch.randn(s, requires_grad=True) for s in shapes]
-    p_ref = [p.detach().clone().requires_grad_(True) for p in p_fast]
-    kw = dict(lr=0.05, eps=1e-4, fused=True)
-    opt_fast, opt_ref = torch.optim.Adam(p_fast, **kw), torch.optim.Adam(p_ref, **kw)
-    for step in range(6):
-        grads = [torch.randn(s) for s in shapes]
-        _adam_step(opt_fast, p_fast, [g.clone() for g in grads])
-        for p, g in zip(p_ref, grads):
-            p.grad = g.clone()
-        opt_ref.step()
-        assert all(torch.equal(a, b) for a, b in zip(p_fast, p_ref)), f"step {step}"
-        if step == 2:  # reload the state mid-way: steps continue from the saved state
-            opt_fast = torch.optim.Adam(p_fast, **kw)
-            opt_fast.load_state_dict(copy.deepcopy(opt_ref.state_dict()))  # no shared tensors
-    state_fast, state_ref = opt_fast.state_dict()["state"], opt_ref.state_dict()["state"]
-    for i in state_ref:
-        assert all(torch.equal(state_fast[i][k], state_ref[i][k]) for k in ("step", "exp_avg", "exp_avg_sq"))
 
 
 @pytest.mark.parametrize("max_norm", [0.1, 1e9, float("inf")])
