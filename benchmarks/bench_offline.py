@@ -679,6 +679,7 @@ def report(
             key, {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
         )
         entry["seeds"][job["seed"]] = {"final": norm(float(final["eval/return_mean"])), "curve": curve}
+    _merge_recorded(runs, jobs, out / "results.json", reference, gradient_steps)
     summary = {}
     for key, entry in runs.items():
         finals = [s["final"] for s in entry["seeds"].values()]
@@ -714,6 +715,38 @@ def report(
     return results
 
 
+def _merge_recorded(
+    runs: dict[str, dict[str, Any]],
+    jobs: list[dict[str, Any]],
+    previous: Path,
+    reference: dict[str, Any],
+    gradient_steps: int,
+) -> None:
+    """Add to ``runs`` the (configuration, seed) results an earlier report recorded in ``previous``
+    whose run dirs are not on this machine (the experiment spans sittings, run dirs are never
+    committed). Only results of the same budget, reference scores and hyperparameters count."""
+    if not previous.exists():
+        return
+    old = json.loads(previous.read_text())
+    if old.get("gradient_steps") != gradient_steps or old.get("score_reference") != reference:
+        return
+    for job in jobs:
+        key, seed = f"{job['agent']}/{job['data']}", str(job["seed"])
+        recorded = old.get("runs", {}).get(key)
+        if recorded is None or recorded.get("kwargs") != job["kwargs"] or seed not in recorded["seeds"]:
+            continue
+        entry = runs.setdefault(
+            key, {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
+        )
+        if job["seed"] not in entry["seeds"]:
+            result = recorded["seeds"][seed]
+            entry["seeds"][job["seed"]] = {
+                "final": float(result["final"]),
+                "curve": {int(step): float(v) for step, v in result["curve"].items()},
+                "source": "recorded in an earlier results.json",
+            }
+
+
 def _plot_profiles(runs: dict[str, dict[str, Any]], path: Path, normalized: bool) -> None:
     """IQL vs RIQL: performance profiles over the (seed, dataset) pairs both have finished."""
     from rlrobust.evaluation.stats import plot_performance_profiles
@@ -742,7 +775,10 @@ def _plot_profiles(runs: dict[str, dict[str, Any]], path: Path, normalized: bool
 
 def evaluate_targets(summary: dict[str, dict[str, Any]], behaviour_score: float) -> dict[str, Any]:
     """The targets on the mean final scores: IQL/IDQL ≥ the behaviour score on clean data;
-    per attack, RIQL keeps ≥ 80 % of its clean score and loses ≤ half of IQL's points."""
+    per attack, RIQL keeps ≥ 80 % of its clean score and loses ≤ half of IQL's points.
+
+    Keeping 80 % of a clean score that never learned is no robustness, so an attack's target is
+    ``met`` only when RIQL's clean score reaches the behaviour score too (``riql_clean_learned``)."""
     mean = {k: v["mean"] for k, v in summary.items()}
     out: dict[str, Any] = {}
     for agent in ("iql", "idql"):
@@ -763,7 +799,11 @@ def evaluate_targets(summary: dict[str, dict[str, Any]], behaviour_score: float)
                 "iql_drop": iql_drop,
                 "kept_80": mean[f"riql/{attack}"] >= 0.8 * mean["riql/clean"],
                 "half_of_iql_drop": riql_drop <= 0.5 * max(iql_drop, 0.0),
+                "riql_clean_learned": mean["riql/clean"] >= behaviour_score,
             }
+            out[attack]["met"] = all(
+                out[attack][k] for k in ("kept_80", "half_of_iql_drop", "riql_clean_learned")
+            )
     return out
 
 

@@ -50,6 +50,18 @@ def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
     assert results["runs"]["riql/rewards"]["kwargs"] == bench_offline.RIQL_HOPPER["rewards"]
     assert (tmp_path / "out" / "curves.png").stat().st_size > 0
     assert "riql | rewards" in (tmp_path / "out" / "table.md").read_text()
+    # A later sitting on another machine: the run dirs are gone, the committed results.json stays.
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "bc-clean-s0")
+    fourth = bench_offline.offline(gradient_steps=10, report_only=True, **kw)
+    assert (
+        fourth["runs"]["bc/clean"]["seeds"][0]["final"] == results["runs"]["bc/clean"]["seeds"]["0"]["final"]
+    )
+    assert fourth["runs"]["bc/clean"]["seeds"][0]["source"] == "recorded in an earlier results.json"
+    assert fourth["finished"] == 3
+    other_budget = bench_offline.offline(gradient_steps=20, report_only=True, **kw)
+    assert "bc/clean" not in other_budget["runs"]  # a result of another budget is never merged
 
 
 def test_bad_attack_and_agent_names_list_the_valid_ones(tmp_path):
@@ -99,3 +111,17 @@ def test_iql_vs_riql_profile_and_intervals_from_two_seeds(tmp_path):
     summary["riql/clean"]["intervals"] = summarize_runs([60.0, 61.0]).to_dict()
     table = bench_offline._table(summary, {}, 50.0, "note", {"gradient_steps": 10, "finished": 2, "jobs": 2})
     assert "| riql | clean | 60.0 | 61.0 | 60.5 ± 0.5 | 60.5 [60.0, 61.0] | 2 |" in table
+
+
+def test_robustness_target_needs_a_clean_riql_that_learned():
+    summary = {
+        "iql/clean": {"mean": 70.0},
+        "iql/rewards": {"mean": 50.0},
+        "riql/clean": {"mean": 2.0},
+        "riql/rewards": {"mean": 1.9},
+    }
+    vacuous = bench_offline.evaluate_targets(summary, behaviour_score=40.0)["rewards"]
+    assert vacuous["kept_80"] and vacuous["half_of_iql_drop"] and not vacuous["riql_clean_learned"]
+    assert not vacuous["met"]
+    summary["riql/clean"]["mean"], summary["riql/rewards"]["mean"] = 60.0, 55.0
+    assert bench_offline.evaluate_targets(summary, behaviour_score=40.0)["rewards"]["met"]
