@@ -446,6 +446,7 @@ def record_replay(checkpoint: dict[str, Any], dataset_id: str, env_id: str = "Ho
         ref_max_score=hi,
         algorithm_name="rlrobust DSAC-T replay buffer (conf/experiment/dsac_hopper.yaml)",
         description=f"replay buffer of the behaviour run up to step {checkpoint['step']}",
+        overwrite=True,  # "from scratch", as record_medium
     )
 
 

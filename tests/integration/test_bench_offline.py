@@ -125,3 +125,25 @@ def test_robustness_target_needs_a_clean_riql_that_learned():
     assert not vacuous["met"]
     summary["riql/clean"]["mean"], summary["riql/rewards"]["mean"] = 60.0, 55.0
     assert bench_offline.evaluate_targets(summary, behaviour_score=40.0)["rewards"]["met"]
+
+
+def test_replay_dataset_is_rebuilt_over_an_existing_one(tmp_path):
+    import rlrobust
+
+    run = tmp_path / "behaviour"
+    rlrobust.train(
+        "dsac",
+        "pendulum",
+        total_steps=200,
+        seed=0,
+        run_dir=run,
+        agent_kwargs={"learning_starts": 100, "net_arch": [16, 16]},
+        eval_interval=0,
+        checkpoint_interval=200,
+        progress=False,
+    )
+    checkpoint = {"checkpoint": str(next((run / "checkpoints").glob("step_*"))), "step": 200}
+    first = bench_offline.record_replay(checkpoint, "test/pendulum/replay-v0", env_id="Pendulum-v1")
+    second = bench_offline.record_replay(checkpoint, "test/pendulum/replay-v0", env_id="Pendulum-v1")
+    assert len(first) == len(second) == 200
+    np.testing.assert_array_equal(first.observations, second.observations)
