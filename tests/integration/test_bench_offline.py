@@ -47,7 +47,7 @@ def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
     assert "skipping 3 finished run(s)" in capsys.readouterr().out
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["summary"]) == {"bc/clean", "riql/clean", "riql/rewards"}
-    assert results["runs"]["riql/rewards"]["kwargs"] == bench_offline.RIQL_HOPPER["rewards"]
+    assert results["runs"]["riql/rewards"]["kwargs"] == {"beta": 1.0, **bench_offline.RIQL_HOPPER["rewards"]}
     assert (tmp_path / "out" / "curves.png").stat().st_size > 0
     assert "riql | rewards" in (tmp_path / "out" / "table.md").read_text()
     # A later sitting on another machine: the run dirs are gone, the committed results.json stays.
