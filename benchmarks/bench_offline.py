@@ -498,7 +498,7 @@ AGENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "iql": ("riql", dict(IQL_BASELINE)),
     # β = 1 instead of RIQL's 3, chosen on seed 0 of the clean data: at β = 3 the AWR weights of
     # this narrow dataset had an effective sample size of ~7 % of the batch, the actor left the
-    # data's actions by 0.2-0.8 at in-distribution states and the hopper fell after ~27 steps on
+    # data's actions by 0.16-0.76 at in-distribution states and the hopper fell after ~27 steps on
     # every dataset (docs/benchmarks.md, "Offline agents").
     "riql": ("riql", {"beta": 1.0}),
     "idql": ("idql", {"batch_size": 256}),  # official 512; 256 as the others, half the compute
@@ -679,11 +679,10 @@ def report(
             if "eval/return_mean" in row:
                 curve[int(row["step"])] = norm(float(row["eval/return_mean"]))
         final = json.loads((run_dir / "final_evaluation.json").read_text())
-        key = f"{job['agent']}/{job['data']}"
-        entry = runs.setdefault(
-            key, {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
-        )
-        entry["seeds"][job["seed"]] = {"final": norm(float(final["eval/return_mean"])), "curve": curve}
+        _entry(runs, job)["seeds"][job["seed"]] = {
+            "final": norm(float(final["eval/return_mean"])),
+            "curve": curve,
+        }
     _merge_recorded(runs, jobs, out / "results.json", reference, gradient_steps)
     summary = {}
     for key, entry in runs.items():
@@ -720,6 +719,14 @@ def report(
     return results
 
 
+def _entry(runs: dict[str, dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
+    """The report's entry of ``job``'s configuration (``<agent>/<data>``), created empty if new."""
+    return runs.setdefault(
+        f"{job['agent']}/{job['data']}",
+        {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}},
+    )
+
+
 def _merge_recorded(
     runs: dict[str, dict[str, Any]],
     jobs: list[dict[str, Any]],
@@ -740,9 +747,7 @@ def _merge_recorded(
         recorded = old.get("runs", {}).get(key)
         if recorded is None or recorded.get("kwargs") != job["kwargs"] or seed not in recorded["seeds"]:
             continue
-        entry = runs.setdefault(
-            key, {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
-        )
+        entry = _entry(runs, job)
         if job["seed"] not in entry["seeds"]:
             result = recorded["seeds"][seed]
             entry["seeds"][job["seed"]] = {
