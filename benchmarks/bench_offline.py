@@ -719,11 +719,15 @@ def report(
     return results
 
 
+def _key(job: dict[str, Any]) -> str:
+    """The report's name of ``job``'s configuration: ``<agent>/<data>``."""
+    return f"{job['agent']}/{job['data']}"
+
+
 def _entry(runs: dict[str, dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
-    """The report's entry of ``job``'s configuration (``<agent>/<data>``), created empty if new."""
+    """The report's entry of ``job``'s configuration, created empty if new."""
     return runs.setdefault(
-        f"{job['agent']}/{job['data']}",
-        {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}},
+        _key(job), {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
     )
 
 
@@ -743,8 +747,8 @@ def _merge_recorded(
     if old.get("gradient_steps") != gradient_steps or old.get("score_reference") != reference:
         return
     for job in jobs:
-        key, seed = f"{job['agent']}/{job['data']}", str(job["seed"])
-        recorded = old.get("runs", {}).get(key)
+        seed = str(job["seed"])
+        recorded = old.get("runs", {}).get(_key(job))
         if recorded is None or recorded.get("kwargs") != job["kwargs"] or seed not in recorded["seeds"]:
             continue
         entry = _entry(runs, job)
