@@ -206,7 +206,7 @@ class Collector:
         )
         self.last_transitions = finished
         if finished is not None and buffer is not None:
-            buffer.add(**finished)
+            buffer.add_batch(finished)
         self.total_steps += self.num_envs
         self.episode_return += rewards
         self.obs = next_obs

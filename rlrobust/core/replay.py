@@ -27,6 +27,7 @@ from rlrobust.core.seeding import torch_generator
 from rlrobust.core.types import TransitionBatch
 
 _FIELDS = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
+_FLOAT32_FIELDS = ("rewards", "dones", "discounts")
 
 
 class ReplayBuffer:
@@ -61,8 +62,11 @@ class ReplayBuffer:
         self._host = {}
         for key, value in batch.items():
             # Floating data is stored as float32 (MuJoCo observations arrive as float64): the
-            # networks run in float32, and it halves the memory.
-            dtype = torch.float32 if value.is_floating_point() else value.dtype
+            # networks run in float32, and it halves the memory. The scalar fields are float32
+            # whatever arrives (the collector hands over the env's float64 rewards and boolean
+            # terminations as they are; the row write casts them).
+            scalar = key in _FLOAT32_FIELDS
+            dtype = torch.float32 if scalar or value.is_floating_point() else value.dtype
             shape = (self.capacity, *value.shape[1:])
             if self.device.type == "cpu":
                 # On CPU the tensors are views of NumPy arrays: one env step's rows are written
@@ -77,18 +81,36 @@ class ReplayBuffer:
         """Append a batch of E transitions; keys are the :class:`TransitionBatch` fields
         (``observations, actions, rewards, next_observations, dones, discounts``) plus any extras
         (e.g. ``step``), each with leading dimension E."""
-        # Called once per env step: the field checks run in full only on the first add and on a
-        # mismatch (the storage holds every field, so equal keys mean none is missing).
-        if not self.storage or batch.keys() != self.storage.keys():
-            missing = set(_FIELDS) - set(batch)
-            if missing:
-                raise ValueError(f"ReplayBuffer.add is missing fields {sorted(missing)}")
-            if not self.storage:
-                self._allocate({k: torch.as_tensor(v) for k, v in batch.items()})
-            if batch.keys() != self.storage.keys():
-                raise ValueError(
-                    f"ReplayBuffer.add got fields {sorted(batch)}, buffer holds {sorted(self.storage)}"
-                )
+        self.add_batch(batch)
+
+    def add_batch(self, batch: Mapping[str, np.ndarray | torch.Tensor]) -> None:
+        """:meth:`add` with the fields as one mapping (the collector's per-step call: no
+        keyword re-packing)."""
+        # Called once per env step: the fields are checked in full only on the first add and
+        # when their number differs; otherwise a key the storage lacks fails its row write
+        # below (as many keys as the storage and every one found: the same fields).
+        if not self.storage or len(batch) != len(self.storage):
+            self._check_fields(batch)
+        try:
+            self._write(batch)
+        except KeyError:
+            self._check_fields(batch)
+            raise
+
+    def _check_fields(self, batch: Mapping[str, np.ndarray | torch.Tensor]) -> None:
+        """Allocate the storage on the first add; raise ``ValueError`` naming the fields when the
+        batch does not hold exactly the fields the storage holds."""
+        missing = set(_FIELDS) - set(batch)
+        if missing:
+            raise ValueError(f"ReplayBuffer.add is missing fields {sorted(missing)}")
+        if not self.storage:
+            self._allocate({k: torch.as_tensor(v) for k, v in batch.items()})
+        if batch.keys() != self.storage.keys():
+            raise ValueError(
+                f"ReplayBuffer.add got fields {sorted(batch)}, buffer holds {sorted(self.storage)}"
+            )
+
+    def _write(self, batch: Mapping[str, np.ndarray | torch.Tensor]) -> None:
         n = int(len(batch["rewards"]))
         host, pos = self._host, self.pos
         if host and pos + n <= self.capacity:  # the common case: contiguous rows, CPU
@@ -191,7 +213,9 @@ class ReplayBuffer:
 class NStepAccumulator:
     """Turns per-env one-step transitions into n-step transitions (one window per sub-env).
 
-    For ``n = 1`` it is a pass-through. For ``n > 1`` the transition starting at ``t`` is emitted
+    For ``n = 1`` it is a pass-through: rewards and terminations are handed on as the env
+    returned them (float64, bool; :class:`ReplayBuffer` stores them as float32, and a cast per
+    step would be a measurable share of a cheap env's loop). For ``n > 1`` the transition starting at ``t`` is emitted
     once ``n`` rewards are known, or earlier when the episode ends (terminated: ``done = 1``;
     truncated: bootstrap from the final observation with ``γ^k``).
     """
@@ -227,9 +251,9 @@ class NStepAccumulator:
             return {
                 "observations": obs,
                 "actions": actions,
-                "rewards": rewards.astype(np.float32),
+                "rewards": rewards,
                 "next_observations": next_obs,
-                "dones": terminated.astype(np.float32),
+                "dones": terminated,
                 "discounts": discounts,
                 **extras,
             }

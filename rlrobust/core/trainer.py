@@ -563,6 +563,8 @@ def _stack_fresh(chunks: list[dict[str, np.ndarray] | None], device: torch.devic
     present = [c for c in chunks if c]
     keys = present[0].keys()
     arrays = {k: np.concatenate([np.asarray(c[k]) for c in present]) for k in keys}
+    for k in ("rewards", "dones", "discounts"):  # float32, as the replay buffer stores them
+        arrays[k] = arrays[k].astype(np.float32)
     tensors = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
     core = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
     return TransitionBatch(

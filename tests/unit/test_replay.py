@@ -222,3 +222,33 @@ def test_lean_sync_vector_env_steps_like_gymnasiums(task):
     finally:
         lean.close()
         reference.close()
+
+
+def test_env_rewards_and_terminations_are_stored_as_float32():
+    """The n = 1 pass-through hands on the env's float64 rewards and boolean terminations; the
+    buffer stores them as float32, the dtype every agent reads."""
+    buf = ReplayBuffer(4)
+    batch = rows(2)
+    batch.update(rewards=np.array([0.1, 2.0]), dones=np.array([True, False]))
+    buf.add(**batch)
+    sample = buf.sample(8)
+    assert sample.rewards.dtype == sample.dones.dtype == torch.float32
+    assert set(sample.dones.tolist()) <= {0.0, 1.0}
+    assert buf.storage["rewards"][:2].tolist() == [np.float32(0.1), 2.0]
+    assert buf.storage["dones"][:2].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("change", ["renamed", "missing", "extra"])
+def test_add_with_other_fields_is_refused_naming_them(change):
+    buf = ReplayBuffer(10)
+    buf.add(**rows(2), step=np.arange(2))
+    batch = {**rows(2), "step": np.arange(2)}
+    if change == "renamed":  # as many fields as the storage, one unknown
+        batch["episode_step"] = batch.pop("step")
+    elif change == "missing":
+        del batch["step"]
+    else:
+        batch["extra"] = np.arange(2)
+    with pytest.raises(ValueError, match="fields"):
+        buf.add(**batch)
+    assert len(buf) == 2  # nothing was added
