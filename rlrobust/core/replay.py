@@ -27,7 +27,8 @@ from rlrobust.core.seeding import torch_generator
 from rlrobust.core.types import TransitionBatch
 
 _FIELDS = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
-_FLOAT32_FIELDS = ("rewards", "dones", "discounts")
+#: the scalar fields, stored (and handed to agents) as float32 whatever dtype arrives
+FLOAT32_FIELDS = ("rewards", "dones", "discounts")
 
 
 class ReplayBuffer:
@@ -65,7 +66,7 @@ class ReplayBuffer:
             # networks run in float32, and it halves the memory. The scalar fields are float32
             # whatever arrives (the collector hands over the env's float64 rewards and boolean
             # terminations as they are; the row write casts them).
-            scalar = key in _FLOAT32_FIELDS
+            scalar = key in FLOAT32_FIELDS
             dtype = torch.float32 if scalar or value.is_floating_point() else value.dtype
             shape = (self.capacity, *value.shape[1:])
             if self.device.type == "cpu":
@@ -215,9 +216,9 @@ class NStepAccumulator:
 
     For ``n = 1`` it is a pass-through: rewards and terminations are handed on as the env
     returned them (float64, bool; :class:`ReplayBuffer` stores them as float32, and a cast per
-    step would be a measurable share of a cheap env's loop). For ``n > 1`` the transition starting at ``t`` is emitted
-    once ``n`` rewards are known, or earlier when the episode ends (terminated: ``done = 1``;
-    truncated: bootstrap from the final observation with ``γ^k``).
+    step would be a measurable share of a cheap env's loop). For ``n > 1`` the transition
+    starting at ``t`` is emitted once ``n`` rewards are known, or earlier when the episode ends
+    (terminated: ``done = 1``; truncated: bootstrap from the final observation with ``γ^k``).
     """
 
     def __init__(self, num_envs: int, n_step: int, gamma: float) -> None:

@@ -64,7 +64,7 @@ from rlrobust.core.episodes import run_episodes
 from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
 from rlrobust.core.interfaces import Agent, HasReplayGenerations, Hooks, Schedule
 from rlrobust.core.logging import RunLogger
-from rlrobust.core.replay import ReplayBuffer
+from rlrobust.core.replay import FLOAT32_FIELDS, ReplayBuffer
 from rlrobust.core.runlock import hold_run_dir
 from rlrobust.core.seeding import spawn_seeds
 from rlrobust.core.trackers import MetricSink
@@ -563,7 +563,7 @@ def _stack_fresh(chunks: list[dict[str, np.ndarray] | None], device: torch.devic
     present = [c for c in chunks if c]
     keys = present[0].keys()
     arrays = {k: np.concatenate([np.asarray(c[k]) for c in present]) for k in keys}
-    for k in ("rewards", "dones", "discounts"):  # float32, as the replay buffer stores them
+    for k in FLOAT32_FIELDS:  # as the replay buffer stores them
         arrays[k] = arrays[k].astype(np.float32)
     tensors = {k: torch.as_tensor(v, device=device) for k, v in arrays.items()}
     core = ("observations", "actions", "rewards", "next_observations", "dones", "discounts")
