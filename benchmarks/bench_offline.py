@@ -688,16 +688,17 @@ def report(
     for key, entry in runs.items():
         finals = [s["final"] for s in entry["seeds"].values()]
         held_out = [s["final"] for seed, s in entry["seeds"].items() if seed != 0]
-        late = [late_score(s["curve"]) for s in entry["seeds"].values()]
+        late = {seed: late_score(s["curve"]) for seed, s in entry["seeds"].items() if s["curve"]}
         summary[key] = {
             "mean": float(np.mean(finals)),
             "std": float(np.std(finals)),
             "n": len(finals),
             "seed0": entry["seeds"].get(0, {}).get("final"),
             "held_out_mean": float(np.mean(held_out)) if held_out else None,
-            "late_mean": float(np.mean(late)),
-            "late_std": float(np.std(late)),
-            "late_per_seed": dict(zip(entry["seeds"], late)),
+            # None when no seed has a periodic evaluation (e.g. eval_interval past the budget)
+            "late_mean": float(np.mean(list(late.values()))) if late else None,
+            "late_std": float(np.std(list(late.values()))) if late else None,
+            "late_per_seed": late,
         }
         if len(finals) >= 2:  # an interval needs two seeds at least
             summary[key]["intervals"] = summarize_runs(finals).to_dict()
@@ -728,10 +729,11 @@ LATE_EVALUATIONS = 5
 
 
 def late_score(curve: dict[int, float]) -> float:
-    """The mean of a run's last :data:`LATE_EVALUATIONS` periodic evaluations (at the default
-    interval, 60k–100k steps). The curves swing between near-zero and expert-level scores from one
-    evaluation to the next, so a single final score depends on where a swing ends; this secondary
-    statistic is steadier. The targets stay on the final scores."""
+    """The mean of a run's last :data:`LATE_EVALUATIONS` periodic evaluations (with the defaults,
+    100k steps evaluated every 10k: 60k–100k), or of all of them when there are fewer; NaN for an
+    empty curve. The curves swing between near-zero and expert-level scores from one evaluation to
+    the next, so a single final score depends on where a swing ends; this secondary statistic is
+    steadier. The targets stay on the final scores."""
     steps = sorted(curve)[-LATE_EVALUATIONS:]
     return float(np.mean([curve[t] for t in steps])) if steps else float("nan")
 
@@ -866,8 +868,8 @@ def _table(
         )
     lines += [
         "",
-        f"The targets are on the final scores (10 episodes at the budget); the last column averages each "
-        f"run's last {LATE_EVALUATIONS} periodic evaluations (5 episodes each), a steadier secondary statistic.",
+        "The targets are on the final scores (the final evaluation at the budget); the last column averages "
+        f"each run's last {LATE_EVALUATIONS} periodic evaluations, a steadier secondary statistic.",
     ]
     lines += ["", "Targets:", ""]
     lines += [f"- {k}: {json.dumps(v)}" for k, v in targets.items()] or ["- none evaluable yet"]

@@ -47,6 +47,8 @@ def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
     assert "skipping 3 finished run(s)" in capsys.readouterr().out
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(results["summary"]) == {"bc/clean", "riql/clean", "riql/rewards"}
+    curve = results["runs"]["bc/clean"]["seeds"]["0"]["curve"]  # 2 evaluations: fewer than the window
+    assert results["summary"]["bc/clean"]["late_mean"] == pytest.approx(np.mean(list(curve.values())))
     assert results["runs"]["riql/rewards"]["kwargs"] == {"beta": 1.0, **bench_offline.RIQL_HOPPER["rewards"]}
     assert (tmp_path / "out" / "curves.png").stat().st_size > 0
     assert "riql | rewards" in (tmp_path / "out" / "table.md").read_text()
@@ -111,15 +113,16 @@ def test_iql_vs_riql_profile_and_intervals_from_two_seeds(tmp_path):
     summary["riql/clean"]["intervals"] = summarize_runs([60.0, 61.0]).to_dict()
     table = bench_offline._table(summary, {}, 50.0, "note", {"gradient_steps": 10, "finished": 2, "jobs": 2})
     assert "| riql | clean | 60.0 | 61.0 | 60.5 ± 0.5 | 60.5 [60.0, 61.0] | 2 | – |" in table
-    summary["riql/clean"] |= {"late_mean": 55.25, "late_std": 1.0}
+    summary["riql/clean"] |= {"late_mean": 55.26, "late_std": 1.0}
     table = bench_offline._table(summary, {}, 50.0, "note", {"gradient_steps": 10, "finished": 2, "jobs": 2})
-    assert "| 2 | 55.2 ± 1.0 |" in table
+    assert "| 2 | 55.3 ± 1.0 |" in table
 
 
 def test_late_score_averages_the_last_evaluations():
     curve = {10 * k: float(k) for k in range(1, 11)}  # steps 10..100, scores 1..10
     assert bench_offline.late_score(curve) == 8.0  # mean of 6..10
     assert bench_offline.late_score({5: 3.0, 1: 1.0}) == 2.0  # fewer points than the window
+    assert np.isnan(bench_offline.late_score({}))
 
 
 def test_robustness_target_needs_a_clean_riql_that_learned():
