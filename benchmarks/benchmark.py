@@ -476,9 +476,7 @@ def iqn_learning(
 
 def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) -> dict[str, Any]:
     """DSAC on Pendulum-v1 with conf/experiment/dsac_pendulum.yaml: eval return along 20k env steps."""
-    import yaml
-
-    preset = yaml.safe_load((HERE.parent / "conf" / "experiment" / "dsac_pendulum.yaml").read_text())["agent"]
+    preset = _preset_agent("dsac_pendulum")
     curves = {
         s: _learning_curve("dsac", "Pendulum-v1", steps, s, steps // 4, eval_episodes, preset)
         for s in range(seeds)
