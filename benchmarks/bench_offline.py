@@ -41,6 +41,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from presets import load_preset
 from timing import Timer
 from torch.nn import functional as F
 
@@ -288,7 +289,6 @@ def speed(
 
 
 # ----------------------------------------------------------------------------- the dataset
-PRESET = HERE.parent / "conf" / "experiment" / "dsac_hopper.yaml"
 MEDIUM = (1000.0, 2000.0)  # deterministic return of the behaviour policy: about a third of expert
 EVAL_SEEDS = [10_000 + k for k in range(10)]  # reset seeds of every behaviour-policy evaluation here
 
@@ -298,12 +298,10 @@ def train_behaviour(workdir: str | Path, seed: int = 0) -> Path:
 
     The same run as ``python scripts/train.py experiment=dsac_hopper seed=<seed> run_dir=<this dir>``.
     """
-    import yaml
-
     run_dir = Path(workdir) / "behaviour" / f"dsac-hopper-s{seed}"
     if (run_dir / "final_evaluation.json").exists():
         return run_dir
-    preset = yaml.safe_load(PRESET.read_text())
+    preset = load_preset("dsac_hopper")
     rlrobust.train(
         "dsac",
         "hopper",

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+from presets import preset_agent
 from timing import Timer
 
 HERE = Path(__file__).resolve().parent
@@ -76,7 +76,7 @@ EPISODES_PER_POINT = 2
 def agent_kwargs(variant: dict[str, Any]) -> dict[str, Any]:
     """The variant's hyperparameters: its preset (IQN: conf/experiment/iqn_cartpole.yaml) plus its risk."""
     if variant["agent"] == "iqn":
-        preset = yaml.safe_load((ROOT / "conf" / "experiment" / "iqn_cartpole.yaml").read_text())["agent"]
+        preset = preset_agent("iqn_cartpole")
     else:
         preset = dict(variant["base"])
     return {**preset, **variant["risk"]}

@@ -48,6 +48,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from presets import preset_agent
 from timing import Timer, timed
 
 HERE = Path(__file__).resolve().parent
@@ -384,15 +385,6 @@ def _learning_curve(
         return [(r["step"], r["eval/return_mean"]) for r in read_metrics(run_dir) if "eval/return_mean" in r]
 
 
-def _preset_agent(preset: str) -> dict[str, Any]:
-    """The ``agent:`` block of ``conf/experiment/<preset>.yaml`` ({} for ``none``: the defaults)."""
-    import yaml
-
-    if preset == "none":
-        return {}
-    return dict(yaml.safe_load((HERE.parent / "conf" / "experiment" / f"{preset}.yaml").read_text())["agent"])
-
-
 def iqn_learning(
     seeds: int = 5,
     steps: int = 50_000,
@@ -417,7 +409,7 @@ def iqn_learning(
     from rlrobust.interop.policies import AgentPolicy
 
     torch.set_num_threads(1)
-    agent_kwargs = _preset_agent(preset)
+    agent_kwargs = preset_agent(preset)
     per_seed: dict[int, dict[str, Any]] = {}
     for seed in range(seeds):
         run_dir = Path(runs_dir) / preset / f"seed{seed}"
@@ -476,7 +468,7 @@ def iqn_learning(
 
 def dsac_pendulum(seeds: int = 3, steps: int = 20_000, eval_episodes: int = 10) -> dict[str, Any]:
     """DSAC on Pendulum-v1 with conf/experiment/dsac_pendulum.yaml: eval return along 20k env steps."""
-    preset = _preset_agent("dsac_pendulum")
+    preset = preset_agent("dsac_pendulum")
     curves = {
         s: _learning_curve("dsac", "Pendulum-v1", steps, s, steps // 4, eval_episodes, preset)
         for s in range(seeds)
