@@ -524,6 +524,31 @@ def configurations(
     return out
 
 
+#: the seed of every corrupted copy (which transitions, and their noise)
+CORRUPTION_SEED = 0
+#: the corruption settings of every report written before reports recorded them
+LEGACY_CORRUPTION = {"rate": 0.3, "scale": 1.0, "seed": 0}
+#: each run dir's record of the data it trains on (``_train_run`` writes it, ``offline`` checks it)
+DATA_FILE = "data.json"
+
+
+def check_run_data(jobs: list[dict[str, Any]]) -> None:
+    """Refuse, before any work, run dirs that were trained on other data than their job's: the
+    same dataset id rebuilt elsewhere (another fingerprint) or other corruption settings. A
+    finished one would otherwise be skipped and reported as if it had trained on this data."""
+    wrong = []
+    for job in jobs:
+        path = Path(job["run_dir"]) / DATA_FILE
+        if path.exists() and (recorded := json.loads(path.read_text())) != job["data_identity"]:
+            wrong.append(f"{job['run_dir']} ({recorded} there, {job['data_identity']} now)")
+    if wrong:
+        raise ConfigError(
+            f"{len(wrong)} run dir(s) trained on other data: "
+            + "; ".join(wrong)
+            + "; move them away or use another --workdir"
+        )
+
+
 def _finished(run_dir: Path, steps: int) -> bool:
     path = run_dir / "final_evaluation.json"
     return path.exists() and json.loads(path.read_text()).get("steps", 0) >= steps
@@ -536,9 +561,12 @@ def _train_run(job: dict[str, Any]) -> str:
 
     silence_mujoco_warnings()
     torch.set_num_threads(1)
+    run_dir = Path(job["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / DATA_FILE).write_text(json.dumps(job["data_identity"], indent=1))
     data = load_dataset(job["dataset"])
     if job["data"] != "clean":
-        data = corrupt(data, kind=job["data"], rate=job["rate"], scale=job["scale"], seed=0)
+        data = corrupt(data, kind=job["data"], rate=job["rate"], scale=job["scale"], seed=CORRUPTION_SEED)
     rlrobust.train(
         AGENTS[job["agent"]][0],
         job["env"],
@@ -606,6 +634,7 @@ def offline(
     data = load_dataset(dataset)
     reference, note = score_reference(data, env)
     print(note, flush=True)
+    fingerprint = data.fingerprint()
     root = Path(workdir)
     jobs = [
         {
@@ -622,10 +651,19 @@ def offline(
             "eval_episodes": eval_episodes,
             "final_eval_episodes": final_eval_episodes,
             "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}"),
+            "data_identity": {
+                "dataset": dataset,
+                "fingerprint": fingerprint,
+                "attack": c["data"],
+                "rate": rate,
+                "scale": scale,
+                "corruption_seed": CORRUPTION_SEED,
+            },
         }
         for s in seeds
         for c in configs
     ]  # seed-major: seed 0 (for choosing settings) finishes first
+    check_run_data(jobs)
     todo = [j for j in jobs if not _finished(Path(j["run_dir"]), gradient_steps)]
     skipped = [j["run_dir"] for j in jobs if j not in todo]
     if skipped:
@@ -681,7 +719,18 @@ def report(
             "final": norm(float(final["eval/return_mean"])),
             "curve": curve,
         }
-    _merge_recorded(runs, jobs, out / "results.json", reference, gradient_steps)
+    # What the runs trained on: a result recorded in an earlier results.json is merged only when
+    # this matches (the same dataset id can hold other data, e.g. rebuilt on another machine).
+    data_identity = {
+        "id": data.metadata.get("dataset_id"),
+        "transitions": len(data),
+        "fingerprint": jobs[0]["data_identity"]["fingerprint"] if jobs else data.fingerprint(),
+        "behaviour_score": behaviour_score,
+        "corruption": (
+            {"rate": jobs[0]["rate"], "scale": jobs[0]["scale"], "seed": CORRUPTION_SEED} if jobs else None
+        ),
+    }
+    _merge_recorded(runs, jobs, out / "results.json", reference, gradient_steps, data_identity)
     summary = {}
     for key, entry in runs.items():
         finals = [s["final"] for s in entry["seeds"].values()]
@@ -706,6 +755,7 @@ def report(
         "note": note,
         "behaviour": behaviour,
         "behaviour_score": behaviour_score,
+        "dataset": data_identity,
         "gradient_steps": gradient_steps,
         "runs": runs,
         "summary": summary,
@@ -754,14 +804,28 @@ def _merge_recorded(
     previous: Path,
     reference: dict[str, Any],
     gradient_steps: int,
+    data_identity: dict[str, Any],
 ) -> None:
     """Add to ``runs`` the (configuration, seed) results an earlier report recorded in ``previous``
     whose run dirs are not on this machine (the experiment spans sittings, run dirs are never
-    committed). Only results of the same budget, reference scores and hyperparameters count."""
+    committed). Only results of the same budget, reference scores, hyperparameters and data count:
+    the same dataset fingerprint and corruption settings (``data_identity``); a report written
+    before fingerprints were recorded matches on the data's exact mean episode score instead, and
+    its corruption settings are the only ones those reports used (rate 0.3, scale 1.0, seed 0)."""
     if not previous.exists():
         return
     old = json.loads(previous.read_text())
     if old.get("gradient_steps") != gradient_steps or old.get("score_reference") != reference:
+        return
+    recorded_data = old.get("dataset")
+    if recorded_data is not None:
+        if recorded_data != data_identity:
+            print(f"not merging {previous}: recorded on other data ({recorded_data}; now {data_identity})")
+            return
+    elif old.get("behaviour_score") != data_identity["behaviour_score"] or (
+        data_identity["corruption"] not in (None, LEGACY_CORRUPTION)
+    ):
+        print(f"not merging {previous}: recorded on other data (mean score {old.get('behaviour_score')})")
         return
     for job in jobs:
         seed = str(job["seed"])

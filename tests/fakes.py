@@ -116,7 +116,9 @@ def pd_controller(obs: np.ndarray) -> np.ndarray:
     return np.clip(np.array([-10.0 * theta - 2.0 * obs[2]], dtype=np.float32), -2.0, 2.0)
 
 
-def record_pd_dataset(dataset_id: str = "test/pendulum/pd-v0", episodes: int = 2, max_steps: int = 50):
+def record_pd_dataset(
+    dataset_id: str = "test/pendulum/pd-v0", episodes: int = 2, max_steps: int = 50, overwrite: bool = False
+):
     """A small offline dataset recorded from :func:`pd_controller` on Pendulum-v1 (no reference scores)."""
     from rlrobust.data import record_dataset
 
@@ -126,4 +128,5 @@ def record_pd_dataset(dataset_id: str = "test/pendulum/pd-v0", episodes: int = 2
         dataset_id=dataset_id,
         episodes=episodes,
         seed=0,
+        overwrite=overwrite,
     )

@@ -26,6 +26,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from rlrobust.core.errors import CheckpointError
@@ -53,6 +54,31 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of a config dict (16 hex digits of its sorted-key JSON's SHA-256)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+#: the transition arrays of an offline dataset, as ``ReplayBuffer.from_dataset`` reads them
+DATASET_ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """16 hex digits of a SHA-256 over an offline dataset's transition arrays and ``extras``
+    (name, dtype, shape and bytes of each), metadata excluded.
+
+    Two datasets with the same id can hold different data (one rebuilt on another machine, a
+    corrupted copy, another corruption seed); the offline trainer records this in its checkpoints
+    so that a run is never resumed on other data than it started on.
+    """
+    digest = hashlib.sha256()
+    arrays = [(name, getattr(dataset, name, None)) for name in DATASET_ARRAYS]
+    extras = getattr(dataset, "extras", None) or {}
+    arrays += [(f"extras/{key}", extras[key]) for key in sorted(extras)]
+    for name, array in arrays:
+        if array is None:
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.data)
+    return digest.hexdigest()[:16]
 
 
 def file_sha256(path: Path) -> str:

@@ -54,6 +54,7 @@ import torch
 
 from rlrobust.core.checkpoint import (
     config_to_dict,
+    dataset_fingerprint,
     latest_checkpoint,
     latest_intact_checkpoint,
     load_payload,
@@ -197,6 +198,7 @@ class Trainer:
         self.step = 0
         self._fresh: list[dict[str, np.ndarray] | None] = []  # on-policy: each step's finished transitions
         self._replay_generation: Any = None  # training-env hooks: last seen / applied values
+        self._dataset_fingerprint: str | None = None  # offline: the data this run trains on
         self._training_params: dict[str, float] | None = None
         self._last_update: dict[str, float] = {}  # the latest update's metrics (logged at the next row)
         self._episodes_continue = False  # set by a resume that restored the sub-envs' states
@@ -286,6 +288,8 @@ class Trainer:
         if buffer is not None:
             # Offline data is reloaded from the dataset; only the sampler state is needed.
             state["replay"] = {"rng": buffer.generator.get_state()} if self.offline else buffer.state_dict()
+        if self.offline:
+            state["dataset_fingerprint"] = self._dataset_fingerprint
         if collector is not None:
             state["collector"] = collector.state_dict()
         return state
@@ -347,6 +351,13 @@ class Trainer:
                 + "); resume with the same config, or use another run_dir or resume=never"
             )
         state = payload["trainer_state"]
+        saved_data = state.get("dataset_fingerprint")
+        if self.offline and saved_data is not None and saved_data != self._dataset_fingerprint:
+            raise CheckpointError(
+                f"run dir {self.run_dir} was trained on other data (dataset fingerprint {saved_data} "
+                f"there, {self._dataset_fingerprint} for the {len(self.dataset.rewards)} transitions given "
+                "now); resume it with the dataset it started on, or use another run_dir or resume=never"
+            )
         if int(state["step"]) > self.settings.total_steps:
             raise ConfigError(
                 f"total_steps={self.settings.total_steps} is below step {int(state['step'])} of the checkpoint "
@@ -376,6 +387,8 @@ class Trainer:
                     "to an uninterrupted one"
                 )
             return f"resumed from {latest} at step {self.step}; episodes continue where they were"
+        if self.offline and saved_data is None:
+            return f"resumed from {latest} at step {self.step} (a checkpoint without a dataset fingerprint: data not checked)"
         return f"resumed from {latest} at step {self.step}"
 
     # ------------------------------------------------------------------ the loops
@@ -504,6 +517,7 @@ class Trainer:
     def _run_offline(self) -> TrainResult:
         s = self.settings
         sch = self.schedule
+        self._dataset_fingerprint = dataset_fingerprint(self.dataset)
         buffer = ReplayBuffer.from_dataset(
             self.dataset, gamma=sch.gamma, device=self.agent.device, seed=self.buffer_seed
         )

@@ -23,9 +23,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from rlrobust.core.checkpoint import DATASET_ARRAYS, dataset_fingerprint
 from rlrobust.core.errors import RlrobustError
 
-ARRAY_FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+ARRAY_FIELDS = DATASET_ARRAYS  # defined in core, where the offline trainer fingerprints them
 
 
 class DatasetError(RlrobustError, ValueError):
@@ -70,6 +71,11 @@ class Dataset:
             metadata={k: (list(v) if isinstance(v, list) else v) for k, v in self.metadata.items()},
             extras={k: v.copy() for k, v in self.extras.items()},
         )
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the transition arrays and extras (not the metadata): equal for
+        a copy, different after any change, e.g. a rebuilt or corrupted dataset under the same id."""
+        return dataset_fingerprint(self)
 
     def episode_ends(self) -> np.ndarray:
         """Indices of the last transition of each episode (the final row always ends one)."""

@@ -137,3 +137,20 @@ def test_dataset_from_config_loads_and_corrupts(tmp_path):
     rows = out.extras["corrupted"]
     assert rows.sum() == 10
     np.testing.assert_array_equal(out.rewards[rows], -ds.rewards[rows])
+
+
+def test_fingerprint_tells_datasets_with_the_same_id_apart():
+    ds = make_dataset()
+    assert ds.fingerprint() == make_dataset().fingerprint() == ds.copy().fingerprint()
+    relabelled = ds.copy()
+    relabelled.metadata["dataset_id"] = "another/name-v0"
+    assert relabelled.fingerprint() == ds.fingerprint()  # metadata is not data
+    one_reward = ds.copy()
+    one_reward.rewards[123] += 1e-3
+    assert one_reward.fingerprint() != ds.fingerprint()
+    fingerprints = {corrupt(ds, kind=k, rate=0.3, scale=1.0, seed=0).fingerprint() for k in COLUMNS}
+    reseeded = corrupt(ds, kind="observations", rate=0.3, scale=1.0, seed=1).fingerprint()
+    assert len(fingerprints | {reseeded, ds.fingerprint()}) == len(COLUMNS) + 2
+    flagged = ds.copy()
+    flagged.extras["corrupted"] = np.zeros(len(ds), bool)
+    assert flagged.fingerprint() != ds.fingerprint()

@@ -62,8 +62,36 @@ def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
     )
     assert fourth["runs"]["bc/clean"]["seeds"][0]["source"] == "recorded in an earlier results.json"
     assert fourth["finished"] == 3
+    assert fourth["dataset"]["fingerprint"] == results["dataset"]["fingerprint"]
+    legacy = json.loads((tmp_path / "out" / "results.json").read_text())
+    del legacy["dataset"]  # a report from before fingerprints: matched on the data's mean score
+    (tmp_path / "out" / "results.json").write_text(json.dumps(legacy))
+    fifth = bench_offline.offline(gradient_steps=10, report_only=True, **kw)
+    assert fifth["runs"]["bc/clean"]["seeds"][0]["source"] == "recorded in an earlier results.json"
     other_budget = bench_offline.offline(gradient_steps=20, report_only=True, **kw)
     assert "bc/clean" not in other_budget["runs"]  # a result of another budget is never merged
+
+
+def test_runs_and_results_of_other_data_under_the_same_id_are_refused(tmp_path, capsys):
+    """The dataset rebuilt under the same id (e.g. on another machine) is other data: its run dirs
+    are refused before any work, and an earlier report's results are not merged."""
+    record_pd_dataset("test/pendulum/rebuilt-v0", overwrite=True)
+    kw = dict(
+        TINY, dataset="test/pendulum/rebuilt-v0", workdir=str(tmp_path / "runs"), out=str(tmp_path / "out")
+    )
+    kw["agents"], kw["attacks"] = ("bc",), ()
+    bench_offline.offline(gradient_steps=5, **kw)
+    assert json.loads((tmp_path / "runs" / "bc-clean-s0" / "data.json").read_text())["attack"] == "clean"
+    record_pd_dataset("test/pendulum/rebuilt-v0", episodes=3, overwrite=True)  # same id, other data
+    with pytest.raises(ConfigError, match="1 run dir\\(s\\) trained on other data: .*bc-clean-s0"):
+        bench_offline.offline(gradient_steps=10, **kw)
+    assert not (tmp_path / "runs" / "bc-clean-s0" / "checkpoints" / "step_000000010").exists()
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs")  # another machine: no run dirs, only the earlier results.json
+    report = bench_offline.offline(gradient_steps=5, report_only=True, **kw)
+    assert report["runs"] == {}
+    assert "not merging" in capsys.readouterr().out
 
 
 def test_bad_attack_and_agent_names_list_the_valid_ones(tmp_path):

@@ -118,10 +118,10 @@ def test_online_resume_ends_at_total_steps_without_duplicate_metrics(tmp_path):
     assert "eval/return_mean" in read_metrics(run)[-1]  # the final evaluation joins the last row
 
 
-def test_e3_offline_resume_in_a_fresh_agent_is_bitwise_equal(tmp_path):
+def tiny_offline_dataset(n: int = 500) -> SimpleNamespace:
+    """Random CartPole-shaped transitions (the offline trainer reads only the arrays)."""
     rng = np.random.default_rng(0)
-    n = 500
-    dataset = SimpleNamespace(
+    return SimpleNamespace(
         observations=rng.normal(size=(n, 4)).astype(np.float32),
         actions=rng.integers(0, 2, n),
         rewards=rng.normal(size=n).astype(np.float32),
@@ -129,6 +129,10 @@ def test_e3_offline_resume_in_a_fresh_agent_is_bitwise_equal(tmp_path):
         terminals=(rng.random(n) < 0.05),
         timeouts=np.zeros(n, bool),
     )
+
+
+def test_e3_offline_resume_in_a_fresh_agent_is_bitwise_equal(tmp_path):
+    dataset = tiny_offline_dataset()
     straight = Trainer(make_iqn(), cartpole, settings(total_steps=60), tmp_path / "a", dataset=dataset).run()
     Trainer(make_iqn(), cartpole, settings(total_steps=30), tmp_path / "b", dataset=dataset).run()
     resumed = Trainer(
@@ -143,6 +147,24 @@ def test_e3_offline_resume_in_a_fresh_agent_is_bitwise_equal(tmp_path):
             assert torch.equal(
                 torch.as_tensor(v[name]), torch.as_tensor(b["optimizers"]["critic"]["state"][k][name])
             )
+
+
+def test_offline_resume_on_other_data_is_refused_before_any_update(tmp_path):
+    """A rebuilt dataset under the same id, or another corrupted copy, must not continue a run
+    trained on the first: the checkpoint's dataset fingerprint is compared before loading."""
+    dataset = tiny_offline_dataset()
+    Trainer(make_iqn(), cartpole, settings(total_steps=30), tmp_path / "run", dataset=dataset).run()
+    other = SimpleNamespace(**vars(dataset))
+    other.rewards = dataset.rewards.copy()
+    other.rewards[7] += 1.0  # one reward differs
+    with pytest.raises(CheckpointError, match="trained on other data") as info:
+        Trainer(make_iqn(), cartpole, settings(total_steps=60), tmp_path / "run", dataset=other).run()
+    assert ckpt.dataset_fingerprint(dataset) in str(info.value)
+    assert ckpt.dataset_fingerprint(other) in str(info.value)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_000000030"]
+    same = SimpleNamespace(**{k: v.copy() for k, v in vars(dataset).items()})  # equal arrays, new objects
+    resumed = Trainer(make_iqn(), cartpole, settings(total_steps=60), tmp_path / "run", dataset=same).run()
+    assert resumed.agent.num_updates == 60
 
 
 def test_nan_stops_the_run_naming_term_and_step_and_keeps_a_loadable_checkpoint(tmp_path, monkeypatch):
