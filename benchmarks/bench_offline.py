@@ -526,21 +526,48 @@ def configurations(
 
 #: the seed of every corrupted copy (which transitions, and their noise)
 CORRUPTION_SEED = 0
-#: the corruption settings of every report written before reports recorded them
+#: the corruption settings of every report written before reports recorded each run's data
 LEGACY_CORRUPTION = {"rate": 0.3, "scale": 1.0, "seed": 0}
 #: each run dir's record of the data it trains on (``_train_run`` writes it, ``offline`` checks it)
 DATA_FILE = "data.json"
 
 
+def _recorded_data(run_dir: Path) -> dict[str, Any] | None:
+    """The run dir's ``data.json`` (None when it has none)."""
+    path = run_dir / DATA_FILE
+    if not path.exists():
+        return None
+    try:
+        return dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{path} is unreadable ({exc}); move the run dir away or use another --workdir"
+        ) from exc
+
+
 def check_run_data(jobs: list[dict[str, Any]]) -> None:
     """Refuse, before any work, run dirs that were trained on other data than their job's: the
     same dataset id rebuilt elsewhere (another fingerprint) or other corruption settings. A
-    finished one would otherwise be skipped and reported as if it had trained on this data."""
-    wrong = []
+    finished one would otherwise be skipped and reported as if it had trained on this data. A run
+    dir with checkpoints but no ``data.json`` predates the record: it is named, not refused."""
+    wrong, unchecked = [], []
     for job in jobs:
-        path = Path(job["run_dir"]) / DATA_FILE
-        if path.exists() and (recorded := json.loads(path.read_text())) != job["data_identity"]:
-            wrong.append(f"{job['run_dir']} ({recorded} there, {job['data_identity']} now)")
+        run_dir, expected = Path(job["run_dir"]), job["data_identity"]
+        recorded = _recorded_data(run_dir)
+        if recorded is None:
+            if (run_dir / "checkpoints").exists():
+                unchecked.append(str(run_dir))
+        elif recorded != expected:
+            changes = ", ".join(
+                f"{k}: {recorded.get(k)!r} there, {expected.get(k)!r} now"
+                for k in sorted(set(recorded) | set(expected))
+                if recorded.get(k) != expected.get(k)
+            )
+            wrong.append(f"{run_dir} ({changes})")
+    if unchecked:
+        print(
+            f"{len(unchecked)} run dir(s) predate {DATA_FILE}, their data is not checked: {', '.join(unchecked)}"
+        )
     if wrong:
         raise ConfigError(
             f"{len(wrong)} run dir(s) trained on other data: "
@@ -562,8 +589,11 @@ def _train_run(job: dict[str, Any]) -> str:
     silence_mujoco_warnings()
     torch.set_num_threads(1)
     run_dir = Path(job["run_dir"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / DATA_FILE).write_text(json.dumps(job["data_identity"], indent=1))
+    if not (run_dir / "checkpoints").exists():  # a fresh run (an older one without the record stays so)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / f"{DATA_FILE}.tmp"
+        tmp.write_text(json.dumps(job["data_identity"], indent=1))
+        os.replace(tmp, run_dir / DATA_FILE)  # atomic: never a half-written record
     data = load_dataset(job["dataset"])
     if job["data"] != "clean":
         data = corrupt(data, kind=job["data"], rate=job["rate"], scale=job["scale"], seed=CORRUPTION_SEED)
@@ -655,9 +685,13 @@ def offline(
                 "dataset": dataset,
                 "fingerprint": fingerprint,
                 "attack": c["data"],
-                "rate": rate,
-                "scale": scale,
-                "corruption_seed": CORRUPTION_SEED,
+                # the clean data does not depend on the corruption settings
+                **dict.fromkeys(("rate", "scale", "corruption_seed")),
+                **(
+                    {}
+                    if c["data"] == "clean"
+                    else {"rate": rate, "scale": scale, "corruption_seed": CORRUPTION_SEED}
+                ),
             },
         }
         for s in seeds
@@ -719,18 +753,13 @@ def report(
             "final": norm(float(final["eval/return_mean"])),
             "curve": curve,
         }
-    # What the runs trained on: a result recorded in an earlier results.json is merged only when
-    # this matches (the same dataset id can hold other data, e.g. rebuilt on another machine).
+    # What the runs trained on (the same dataset id can hold other data, e.g. rebuilt elsewhere).
     data_identity = {
         "id": data.metadata.get("dataset_id"),
         "transitions": len(data),
-        "fingerprint": jobs[0]["data_identity"]["fingerprint"] if jobs else data.fingerprint(),
-        "behaviour_score": behaviour_score,
-        "corruption": (
-            {"rate": jobs[0]["rate"], "scale": jobs[0]["scale"], "seed": CORRUPTION_SEED} if jobs else None
-        ),
+        "fingerprint": data.fingerprint(),
     }
-    _merge_recorded(runs, jobs, out / "results.json", reference, gradient_steps, data_identity)
+    _merge_recorded(runs, jobs, out / "results.json", reference, gradient_steps, behaviour_score)
     summary = {}
     for key, entry in runs.items():
         finals = [s["final"] for s in entry["seeds"].values()]
@@ -794,7 +823,14 @@ def _key(job: dict[str, Any]) -> str:
 def _entry(runs: dict[str, dict[str, Any]], job: dict[str, Any]) -> dict[str, Any]:
     """The report's entry of ``job``'s configuration, created empty if new."""
     return runs.setdefault(
-        _key(job), {"agent": job["agent"], "data": job["data"], "kwargs": job["kwargs"], "seeds": {}}
+        _key(job),
+        {
+            "agent": job["agent"],
+            "data": job["data"],
+            "kwargs": job["kwargs"],
+            "data_identity": job["data_identity"],
+            "seeds": {},
+        },
     )
 
 
@@ -804,33 +840,37 @@ def _merge_recorded(
     previous: Path,
     reference: dict[str, Any],
     gradient_steps: int,
-    data_identity: dict[str, Any],
+    behaviour_score: float,
 ) -> None:
     """Add to ``runs`` the (configuration, seed) results an earlier report recorded in ``previous``
     whose run dirs are not on this machine (the experiment spans sittings, run dirs are never
     committed). Only results of the same budget, reference scores, hyperparameters and data count:
-    the same dataset fingerprint and corruption settings (``data_identity``); a report written
-    before fingerprints were recorded matches on the data's exact mean episode score instead, and
-    its corruption settings are the only ones those reports used (rate 0.3, scale 1.0, seed 0)."""
+    each configuration's recorded ``data_identity`` (dataset fingerprint, attack, corruption
+    settings) must equal the job's. A report written before identities were recorded matches on
+    the data's exact mean episode score instead, with the only corruption settings those reports
+    used (:data:`LEGACY_CORRUPTION`)."""
     if not previous.exists():
         return
     old = json.loads(previous.read_text())
     if old.get("gradient_steps") != gradient_steps or old.get("score_reference") != reference:
         return
-    recorded_data = old.get("dataset")
-    if recorded_data is not None:
-        if recorded_data != data_identity:
-            print(f"not merging {previous}: recorded on other data ({recorded_data}; now {data_identity})")
-            return
-    elif old.get("behaviour_score") != data_identity["behaviour_score"] or (
-        data_identity["corruption"] not in (None, LEGACY_CORRUPTION)
-    ):
-        print(f"not merging {previous}: recorded on other data (mean score {old.get('behaviour_score')})")
-        return
+    skipped = set()
     for job in jobs:
         seed = str(job["seed"])
         recorded = old.get("runs", {}).get(_key(job))
         if recorded is None or recorded.get("kwargs") != job["kwargs"] or seed not in recorded["seeds"]:
+            continue
+        if "data_identity" in recorded:
+            same_data = recorded["data_identity"] == job["data_identity"]
+        else:
+            legacy = {
+                "rate": job["rate"],
+                "scale": job["scale"],
+                "seed": CORRUPTION_SEED,
+            } == LEGACY_CORRUPTION
+            same_data = old.get("behaviour_score") == behaviour_score and (job["data"] == "clean" or legacy)
+        if not same_data:
+            skipped.add(_key(job))
             continue
         entry = _entry(runs, job)
         if job["seed"] not in entry["seeds"]:
@@ -840,6 +880,8 @@ def _merge_recorded(
                 "curve": {int(step): float(v) for step, v in result["curve"].items()},
                 "source": "recorded in an earlier results.json",
             }
+    if skipped:
+        print(f"not merging {', '.join(sorted(skipped))} from {previous}: recorded on other data")
 
 
 def _plot_profiles(runs: dict[str, dict[str, Any]], path: Path, normalized: bool) -> None:

@@ -1,8 +1,9 @@
 """The one reader of the experiment presets (``conf/experiment/<name>.yaml``) for the benchmarks.
 
-A benchmark that trains "the preset" reads it here, so that it runs exactly what
-``python scripts/train.py experiment=<name>`` runs and no benchmark keeps a second copy of a
-preset's values.
+A benchmark that trains "the preset" passes these values to ``rlrobust.train``, so that no
+benchmark keeps a second copy of them. This reads the YAML file as written, not composed by
+Hydra: its ``defaults:`` list (which agent and env) is not applied — the benchmark names the agent
+and env itself — and the presets use no interpolations.
 """
 
 from __future__ import annotations
@@ -16,8 +17,15 @@ PRESETS = Path(__file__).resolve().parent.parent / "conf" / "experiment"
 
 
 def load_preset(name: str) -> dict[str, Any]:
-    """The whole preset ``conf/experiment/<name>.yaml`` as a dict."""
-    return dict(yaml.safe_load((PRESETS / f"{name}.yaml").read_text()))
+    """The whole preset ``conf/experiment/<name>.yaml`` as a dict; an unknown name lists the presets."""
+    path = PRESETS / f"{name}.yaml"
+    if not path.is_file():
+        from rlrobust.core.errors import ConfigError, choices
+
+        raise ConfigError(
+            f"unknown experiment preset {name!r}; valid: {choices(p.stem for p in PRESETS.glob('*.yaml'))}"
+        )
+    return dict(yaml.safe_load(path.read_text()))
 
 
 def preset_agent(name: str) -> dict[str, Any]:

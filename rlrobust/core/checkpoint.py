@@ -75,7 +75,11 @@ def dataset_fingerprint(dataset: Any) -> str:
     for name, array in arrays:
         if array is None:
             continue
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        if array.dtype == object:  # e.g. string infos: hash the values, not their pointers
+            digest.update(f"{name}:object:{array.shape};{array.tolist()!r}".encode())
+            continue
+        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))  # byte order is no change
         digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
         digest.update(array.data)
     return digest.hexdigest()[:16]

@@ -9,6 +9,7 @@ dataset from it, trains, and optionally evaluates on a perturbation suite.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -227,8 +228,88 @@ def run_from_config(
     env_name = Path(str(cfg.env.id)).name if env is None or isinstance(env, str) else "custom"
     agent_name = agent.name if agent is not None else cfg.agent.name
     run_dir = Path(run_dir or cfg.get("run_dir") or default_run_dir(agent_name, env_name, cfg.seed))
+    identity = run_identity(cfg, env_is_object=env_name == "custom", dataset=dataset)
     with hold_run_dir(run_dir):  # one writer per run dir, before anything is written there
-        return _build_and_run(cfg, settings, run_dir, agent=agent, env=env, dataset=dataset)
+        if settings.resume != "never":
+            check_same_run(run_dir, identity)  # before config.yaml or anything else is written
+        return _build_and_run(
+            cfg, settings, run_dir, agent=agent, env=env, dataset=dataset, identity=identity
+        )
+
+
+#: the key of a checkpoint manifest's run config that holds :func:`run_identity`
+IDENTITY_KEY = "run_identity"
+
+
+def run_identity(cfg: DictConfig, *, env_is_object: bool, dataset: Any) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: the seed its RNG states came from,
+    the task (env id, kwargs and backend; the perturbation) and, offline, the data (its
+    fingerprint). Budgets, intervals, logging and evaluation may change on resume.
+
+    Spelling does not count: ``"hopper"`` (a conf option) and ``"Hopper-v5"`` (a raw id) are the
+    same env; an env passed as an object or factory is recorded as ``"custom"`` (not checked).
+    """
+    from rlrobust.core.checkpoint import dataset_fingerprint
+
+    env = plain_dict(cfg.env)
+    pert = cfg.get("perturbation")
+    identity = {
+        "seed": int(cfg.seed),
+        "env": "custom"
+        if env_is_object
+        else {
+            "id": str(env["id"]),
+            "kwargs": env.get("kwargs") or {},
+            "backend": env.get("backend") or "cpu",
+        },
+        "perturbation": plain_dict(pert) if isinstance(pert, (DictConfig, Mapping)) else pert,
+        "dataset": None if dataset is None or isinstance(dataset, str) else dataset_fingerprint(dataset),
+    }
+    # The form a manifest stores (JSON), so that a saved and a current identity compare equal.
+    return cast(dict[str, Any], json.loads(json.dumps(identity, sort_keys=True, default=str)))
+
+
+def _identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``"key: <saved> there, <current> now"`` per entry of ``current`` that ``saved`` holds with
+    another value; inside mappings only the keys both hold count (a key a later release adds to a
+    config group is no change)."""
+    out = []
+    for key, new in current.items():
+        if key not in saved or saved[key] == new or new == "custom" or saved[key] == "custom":
+            continue
+        old = saved[key]
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += [
+                f"{key}.{sub}: {old[sub]!r} there, {new[sub]!r} now"
+                for sub in sorted(set(old) & set(new))
+                if old[sub] != new[sub]
+            ]
+        else:
+            out.append(f"{key}: {old!r} there, {new!r} now")
+    return out
+
+
+def check_same_run(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Refuse to resume ``run_dir`` when its newest readable checkpoint was trained on another
+    task, seed or dataset than ``identity`` (:func:`run_identity`) describes."""
+    from rlrobust.core.checkpoint import list_checkpoints, read_manifest
+    from rlrobust.core.errors import CheckpointError
+
+    for path in reversed(list_checkpoints(run_dir / "checkpoints")):
+        try:
+            saved = read_manifest(path).get("run_config", {}).get(IDENTITY_KEY)
+        except CheckpointError:
+            continue  # damaged: the trainer falls back to an older one, or refuses, itself
+        if saved is None:  # written before identities were recorded: nothing to compare
+            return
+        changed = _identity_differences(saved, identity)
+        if changed:
+            raise CheckpointError(
+                f"run dir {run_dir} holds a run of another task, seed or dataset ({'; '.join(changed)}); "
+                "resume it with the same env, perturbation, seed and data, or use another run_dir or "
+                "trainer.resume=never"
+            )
+        return
 
 
 def _checked_suite(cfg: DictConfig) -> Any:
@@ -249,7 +330,14 @@ def _checked_suite(cfg: DictConfig) -> Any:
 
 
 def _build_and_run(
-    cfg: DictConfig, settings: Any, run_dir: Path, *, agent: Any, env: Any, dataset: Any
+    cfg: DictConfig,
+    settings: Any,
+    run_dir: Path,
+    *,
+    agent: Any,
+    env: Any,
+    dataset: Any,
+    identity: dict[str, Any],
 ) -> TrainResult:
     env_fn = make_env_factory(env if env is not None else cfg.env, cfg.get("perturbation"))
     probe = env_fn() if not isinstance(env, gym.Env) else env
@@ -280,7 +368,7 @@ def _build_and_run(
         from rlrobust.evaluation.suite import check_policy_fits
 
         check_policy_fits(agent, suite)
-    run_config = plain_dict(cfg)
+    run_config = {**plain_dict(cfg), IDENTITY_KEY: identity}
     # An experiment tracker (logger=wandb|mlflow) gets the config now, every scalar during
     # training, and the report files at the end; it is opened and closed here, around the run.
     tracker = make_tracker(run_config.get("logger"), run_dir)

@@ -72,30 +72,6 @@ from rlrobust.core.trackers import MetricSink
 from rlrobust.core.types import TrainingServices, TransitionBatch
 
 RESUME_MODES = ("auto", "must", "never")
-#: the run-config entries a resumed run must share with the run it continues: what it trains on
-#: and the seed its RNG states came from (budgets, intervals and logging may change on resume)
-RESUME_IDENTITY = ("seed", "env", "perturbation")
-
-
-def _config_differences(
-    saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str]
-) -> list[str]:
-    """``"key: <saved> there, <current> now"`` for each of ``keys`` both configs hold with other
-    values (one level into mappings, so that the message names the entry that changed)."""
-    out = []
-    for key in keys:
-        if key not in saved or key not in current or saved[key] == current[key]:
-            continue
-        old, new = saved[key], current[key]
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            out += [
-                f"{key}.{sub}: {old.get(sub)!r} there, {new.get(sub)!r} now"
-                for sub in sorted(set(old) | set(new), key=str)
-                if old.get(sub) != new.get(sub)
-            ]
-        else:
-            out.append(f"{key}: {old!r} there, {new!r} now")
-    return out
 
 
 @dataclasses.dataclass
@@ -314,6 +290,7 @@ class Trainer:
             state["replay"] = {"rng": buffer.generator.get_state()} if self.offline else buffer.state_dict()
         if self.offline:
             state["dataset_fingerprint"] = self._dataset_fingerprint
+            state["dataset_transitions"] = len(self.dataset.rewards)
         if collector is not None:
             state["collector"] = collector.state_dict()
         return state
@@ -365,13 +342,6 @@ class Trainer:
                 f"run dir {self.run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
                 f"cannot resume agent {self.agent.name!r} from it; use another run_dir or resume=never"
             )
-        changed = _config_differences(manifest.get("run_config") or {}, self.run_config, RESUME_IDENTITY)
-        if changed:
-            raise CheckpointError(
-                f"run dir {self.run_dir} was trained on another task or seed ("
-                + "; ".join(changed)
-                + "); resume with the same env, perturbation and seed, or use another run_dir or resume=never"
-            )
         current = config_to_dict(self.agent.config)
         saved = manifest.get("agent_config", {})
         differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
@@ -385,9 +355,10 @@ class Trainer:
         saved_data = state.get("dataset_fingerprint")
         if self.offline and saved_data is not None and saved_data != self._dataset_fingerprint:
             raise CheckpointError(
-                f"run dir {self.run_dir} was trained on other data (dataset fingerprint {saved_data} "
-                f"there, {self._dataset_fingerprint} for the {len(self.dataset.rewards)} transitions given "
-                "now); resume it with the dataset it started on, or use another run_dir or resume=never"
+                f"run dir {self.run_dir} was trained on other data (dataset fingerprint {saved_data} of "
+                f"{state.get('dataset_transitions', '?')} transitions there, {self._dataset_fingerprint} of "
+                f"{len(self.dataset.rewards)} now); resume it with the dataset it started on, or use another "
+                "run_dir or resume=never"
             )
         if int(state["step"]) > self.settings.total_steps:
             raise ConfigError(

@@ -154,3 +154,14 @@ def test_fingerprint_tells_datasets_with_the_same_id_apart():
     flagged = ds.copy()
     flagged.extras["corrupted"] = np.zeros(len(ds), bool)
     assert flagged.fingerprint() != ds.fingerprint()
+
+
+def test_fingerprint_of_object_arrays_is_stable_and_byte_order_does_not_count():
+    ds = make_dataset(n=50)
+    ds.extras["info/name"] = np.array([f"ep{i}" for i in range(50)], dtype=object)
+    twin = ds.copy()
+    twin.extras["info/name"] = np.array([f"ep{i}" for i in range(50)], dtype=object)  # other objects
+    assert ds.fingerprint() == twin.fingerprint()
+    swapped = ds.copy()
+    swapped.rewards = ds.rewards.astype(ds.rewards.dtype.newbyteorder(">"))
+    assert swapped.fingerprint() == ds.fingerprint()

@@ -64,7 +64,10 @@ def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
     assert fourth["finished"] == 3
     assert fourth["dataset"]["fingerprint"] == results["dataset"]["fingerprint"]
     legacy = json.loads((tmp_path / "out" / "results.json").read_text())
-    del legacy["dataset"]  # a report from before fingerprints: matched on the data's mean score
+    for entry in legacy[
+        "runs"
+    ].values():  # a report from before data identities: matched on the data's mean score
+        del entry["data_identity"]
     (tmp_path / "out" / "results.json").write_text(json.dumps(legacy))
     fifth = bench_offline.offline(gradient_steps=10, report_only=True, **kw)
     assert fifth["runs"]["bc/clean"]["seeds"][0]["source"] == "recorded in an earlier results.json"
@@ -91,7 +94,26 @@ def test_runs_and_results_of_other_data_under_the_same_id_are_refused(tmp_path, 
     shutil.rmtree(tmp_path / "runs")  # another machine: no run dirs, only the earlier results.json
     report = bench_offline.offline(gradient_steps=5, report_only=True, **kw)
     assert report["runs"] == {}
-    assert "not merging" in capsys.readouterr().out
+    assert "not merging bc/clean" in capsys.readouterr().out
+
+
+def test_corruption_settings_count_for_corrupted_runs_only_and_old_run_dirs_are_named(tmp_path, capsys):
+    record_pd_dataset("test/pendulum/pd-v0")
+    kw = dict(TINY, dataset="test/pendulum/pd-v0", workdir=str(tmp_path / "runs"), out=str(tmp_path / "out"))
+    kw["agents"] = ("bc", "riql")
+    bench_offline.offline(gradient_steps=5, **kw)  # bc and riql clean, riql on 30 % rewards
+    with pytest.raises(
+        ConfigError,
+        match="1 run dir\\(s\\) trained on other data: .*riql-rewards-s0 \\(rate: 0.3 there, 0.2 now",
+    ):
+        bench_offline.offline(gradient_steps=5, rate=0.2, **kw)
+    clean = bench_offline.offline(gradient_steps=5, rate=0.2, report_only=True, **{**kw, "attacks": ()})
+    assert set(clean["runs"]) == {"bc/clean", "riql/clean"}  # clean data ignores the corruption settings
+    (tmp_path / "runs" / "bc-clean-s0" / "data.json").unlink()  # a run dir from before the record
+    again = bench_offline.offline(gradient_steps=10, **{**kw, "attacks": (), "agents": ("bc",)})
+    assert "1 run dir(s) predate data.json, their data is not checked" in capsys.readouterr().out
+    assert again["runs"]["bc/clean"]["seeds"][0]["final"] is not None
+    assert not (tmp_path / "runs" / "bc-clean-s0" / "data.json").exists()  # not stamped after the fact
 
 
 def test_bad_attack_and_agent_names_list_the_valid_ones(tmp_path):

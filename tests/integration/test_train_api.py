@@ -82,7 +82,8 @@ def test_unknown_trainer_option_and_uneven_vector_steps_fail_clearly(tmp_path):
 
 def test_resume_with_another_env_perturbation_or_seed_is_refused_naming_the_change(tmp_path):
     """A run dir continues only the run it holds: the same env, perturbation and seed (its RNG
-    states come from the checkpoint); a longer budget is fine."""
+    states come from the checkpoint), refused before anything is written; the same env spelled as
+    a raw id, and a longer budget, are fine."""
     kw = dict(
         agent_kwargs={"learning_starts": 50, "net_arch": [16]},
         progress=False,
@@ -91,16 +92,15 @@ def test_resume_with_another_env_perturbation_or_seed_is_refused_naming_the_chan
         run_dir=tmp_path / "run",
     )
     rlrobust.train("iqn", "cartpole", total_steps=100, **kw)
-    with pytest.raises(
-        CheckpointError,
-        match="perturbation.kind: 'none' there, 'random' now; perturbation.suite: None there, 'cartpole-2d' now",
-    ):
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    with pytest.raises(CheckpointError, match="perturbation.kind: 'none' there, 'random' now"):
         rlrobust.train("iqn", "cartpole", total_steps=200, perturbation="cartpole-2d-random", **kw)
     with pytest.raises(CheckpointError, match="seed: 0 there, 1 now"):
         rlrobust.train("iqn", "cartpole", total_steps=200, seed=1, **kw)
     with pytest.raises(CheckpointError, match="env.id: 'CartPole-v1' there, 'Acrobot-v1' now"):
         rlrobust.train("iqn", "Acrobot-v1", total_steps=200, **kw)
-    assert rlrobust.train("iqn", "cartpole", total_steps=200, **kw).metrics["steps"] == 200
+    assert (tmp_path / "run" / "config.yaml").read_text() == config  # nothing was written
+    assert rlrobust.train("iqn", "CartPole-v1", total_steps=200, **kw).metrics["steps"] == 200
 
 
 def test_vector_envs_count_every_step_once(tmp_path):
