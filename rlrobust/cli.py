@@ -45,9 +45,11 @@ def readable_errors(debug: bool = False) -> Iterator[None]:
         raise SystemExit(130) from None
 
 
-def register_help_resolvers() -> None:
-    """OmegaConf resolvers the scripts' ``--help`` templates use to list choices that are not
-    config groups: ``${rlrobust.suites:}`` (every suite, one line each) and ``${rlrobust.agents:}``."""
+def register_resolvers() -> None:
+    """OmegaConf resolvers the scripts' configs use: ``${rlrobust.suites:}`` (every suite, one line
+    each) and ``${rlrobust.agents:}`` for the ``--help`` templates, which list choices that are not
+    config groups, and ``${rlrobust.first_set:a,b}`` (``a`` unless it is null, else ``b``), with
+    which Hydra's job dir is the run dir when one is given (no second folder under ``outputs/``)."""
     from omegaconf import OmegaConf
 
     from rlrobust.core.registry import list_agents
@@ -55,3 +57,4 @@ def register_help_resolvers() -> None:
 
     OmegaConf.register_new_resolver("rlrobust.suites", describe_suites, replace=True)
     OmegaConf.register_new_resolver("rlrobust.agents", lambda: ", ".join(list_agents()), replace=True)
+    OmegaConf.register_new_resolver("rlrobust.first_set", lambda a, b: b if a is None else a, replace=True)

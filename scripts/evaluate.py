@@ -28,12 +28,12 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, ListConfig  # noqa: E402
 
 import rlrobust  # noqa: E402
-from rlrobust.cli import readable_errors, register_help_resolvers  # noqa: E402
+from rlrobust.cli import readable_errors, register_resolvers  # noqa: E402
 from rlrobust.core.errors import ConfigError  # noqa: E402
 from rlrobust.evaluation import write_suite_summary  # noqa: E402
 from rlrobust.evaluation.reports import SuiteResult, write_reports  # noqa: E402
 
-register_help_resolvers()
+register_resolvers()
 
 
 def evaluate_one(cfg: DictConfig, checkpoint: str, out_dir: str) -> SuiteResult:

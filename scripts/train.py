@@ -14,11 +14,11 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rlrobust.cli import readable_errors, register_help_resolvers
+from rlrobust.cli import readable_errors, register_resolvers
 from rlrobust.core.registry import list_agents
 from rlrobust.core.runner import run_from_config
 
-register_help_resolvers()
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
