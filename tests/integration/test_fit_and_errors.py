@@ -160,15 +160,21 @@ def test_a_library_error_on_the_command_line_is_one_message_and_exit_status_1(tm
 @pytest.mark.slow
 def test_evaluate_and_make_dataset_errors_are_one_message_too(tmp_path):
     rlrobust.train("robust_rvi_q", "rlrobust/Garnet-v0", total_steps=50, run_dir=tmp_path / "g", **FAST)
-    out = run_script("scripts/evaluate.py", f"checkpoint={tmp_path / 'g'}", "suite=cartpole-2d", "workers=1")
+    hydra_dir = f"hydra.run.dir={tmp_path / 'hydra'}"  # Hydra's job folder out of the checkout
+    out = run_script(
+        "scripts/evaluate.py", f"checkpoint={tmp_path / 'g'}", "suite=cartpole-2d", "workers=1", hydra_dir
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "error (SpaceError): the policy does not fit suite 'cartpole-2d'" in out.stderr
-    out = run_script("scripts/make_dataset.py", f"policy={tmp_path / 'nothing'}", "dataset_id=x/y-v0")
+    out = run_script(
+        "scripts/make_dataset.py", f"policy={tmp_path / 'nothing'}", "dataset_id=x/y-v0", hydra_dir
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr and "error (CheckpointError)" in out.stderr
     out = run_script(
         "scripts/evaluate.py",
         f"checkpoint={tmp_path / 'g'}",
         "suite=cartpole-2d",
+        hydra_dir,
         env={"HYDRA_FULL_ERROR": "1"},
     )
     assert out.returncode == 1 and "Traceback" in out.stderr
