@@ -681,8 +681,7 @@ def offline(
             "eval_episodes": eval_episodes,
             "final_eval_episodes": final_eval_episodes,
             "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}"),
-            "data_identity": {
-                "dataset": dataset,
+            "data_identity": {  # the fingerprint, not the name: an id and a path can hold the same data
                 "fingerprint": fingerprint,
                 "attack": c["data"],
                 # the clean data does not depend on the corruption settings
@@ -749,7 +748,10 @@ def report(
             if "eval/return_mean" in row:
                 curve[int(row["step"])] = norm(float(row["eval/return_mean"]))
         final = json.loads((run_dir / "final_evaluation.json").read_text())
-        _entry(runs, job)["seeds"][job["seed"]] = {
+        entry = _entry(runs, job)
+        if _recorded_data(run_dir) is None:  # a run dir from before data.json: its data is unverified,
+            entry["data_identity"] = None  # so a later report never merges it as this data's
+        entry["seeds"][job["seed"]] = {
             "final": norm(float(final["eval/return_mean"])),
             "curve": curve,
         }

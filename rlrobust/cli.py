@@ -48,8 +48,9 @@ def readable_errors(debug: bool = False) -> Iterator[None]:
 def register_resolvers() -> None:
     """OmegaConf resolvers the scripts' configs use: ``${rlrobust.suites:}`` (every suite, one line
     each) and ``${rlrobust.agents:}`` for the ``--help`` templates, which list choices that are not
-    config groups, and ``${rlrobust.first_set:a,b}`` (``a`` unless it is null, else ``b``), with
-    which Hydra's job dir is the run dir when one is given (no second folder under ``outputs/``)."""
+    config groups, and ``${rlrobust.hydra_dir:<run_dir>,<stamp>}``, Hydra's job folder: inside the
+    run dir when one is given (``<run_dir>/hydra/<stamp>``, one per call, so a refused resume
+    rewrites nothing of the run's), else ``outputs/<stamp>``."""
     from omegaconf import OmegaConf
 
     from rlrobust.core.registry import list_agents
@@ -57,4 +58,8 @@ def register_resolvers() -> None:
 
     OmegaConf.register_new_resolver("rlrobust.suites", describe_suites, replace=True)
     OmegaConf.register_new_resolver("rlrobust.agents", lambda: ", ".join(list_agents()), replace=True)
-    OmegaConf.register_new_resolver("rlrobust.first_set", lambda a, b: b if a is None else a, replace=True)
+    OmegaConf.register_new_resolver(
+        "rlrobust.hydra_dir",
+        lambda run_dir, stamp: f"{run_dir}/hydra/{stamp}" if run_dir else f"outputs/{stamp}",
+        replace=True,
+    )

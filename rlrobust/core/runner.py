@@ -24,7 +24,7 @@ from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
 from rlrobust.core.registry import list_agents, make_agent
 from rlrobust.core.runlock import hold_run_dir
 from rlrobust.core.trackers import make_tracker, report_files
-from rlrobust.core.trainer import Trainer, TrainResult, settings_from
+from rlrobust.core.trainer import Trainer, TrainResult, check_resumable_agent, settings_from
 
 CONFIG_MODULE = "rlrobust.conf"
 
@@ -230,8 +230,6 @@ def run_from_config(
     run_dir = Path(run_dir or cfg.get("run_dir") or default_run_dir(agent_name, env_name, cfg.seed))
     identity = run_identity(cfg, env_is_object=env_name == "custom", dataset=dataset)
     with hold_run_dir(run_dir):  # one writer per run dir, before anything is written there
-        if settings.resume != "never":
-            check_same_run(run_dir, identity)  # before config.yaml or anything else is written
         return _build_and_run(
             cfg, settings, run_dir, agent=agent, env=env, dataset=dataset, identity=identity
         )
@@ -271,8 +269,7 @@ def run_identity(cfg: DictConfig, *, env_is_object: bool, dataset: Any) -> dict[
 
 def _identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``"key: <saved> there, <current> now"`` per entry of ``current`` that ``saved`` holds with
-    another value; inside mappings only the keys both hold count (a key a later release adds to a
-    config group is no change)."""
+    another value, one level into mappings (a key missing on one side counts as None)."""
     out = []
     for key, new in current.items():
         if key not in saved or saved[key] == new or new == "custom" or saved[key] == "custom":
@@ -280,26 +277,29 @@ def _identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) 
         old = saved[key]
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             out += [
-                f"{key}.{sub}: {old[sub]!r} there, {new[sub]!r} now"
-                for sub in sorted(set(old) & set(new))
-                if old[sub] != new[sub]
+                f"{key}.{sub}: {old.get(sub)!r} there, {new.get(sub)!r} now"
+                for sub in sorted(set(old) | set(new))
+                if old.get(sub) != new.get(sub)
             ]
         else:
             out.append(f"{key}: {old!r} there, {new!r} now")
     return out
 
 
-def check_same_run(run_dir: Path, identity: dict[str, Any]) -> None:
+def check_same_run(run_dir: Path, identity: dict[str, Any], agent: Any) -> None:
     """Refuse to resume ``run_dir`` when its newest readable checkpoint was trained on another
-    task, seed or dataset than ``identity`` (:func:`run_identity`) describes."""
+    task, seed or dataset than ``identity`` (:func:`run_identity`) describes, or by another agent
+    or hyperparameters than ``agent``'s (the trainer checks those again when it loads)."""
     from rlrobust.core.checkpoint import list_checkpoints, read_manifest
     from rlrobust.core.errors import CheckpointError
 
     for path in reversed(list_checkpoints(run_dir / "checkpoints")):
         try:
-            saved = read_manifest(path).get("run_config", {}).get(IDENTITY_KEY)
+            manifest = read_manifest(path)
         except CheckpointError:
             continue  # damaged: the trainer falls back to an older one, or refuses, itself
+        check_resumable_agent(run_dir, manifest, agent)
+        saved = manifest.get("run_config", {}).get(IDENTITY_KEY)
         if saved is None:  # written before identities were recorded: nothing to compare
             return
         changed = _identity_differences(saved, identity)
@@ -357,6 +357,8 @@ def _build_and_run(
             seed=cfg.seed,
             **agent_hyperparameters(cfg.agent),
         )
+    if settings.resume != "never":  # before config.yaml or anything else is written
+        check_same_run(run_dir, identity, agent)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     # The suite of the run: the evaluation's, else the one the perturbation is defined on
     # (IWOCS searches it; a domain-randomized run is then evaluated on its own box).

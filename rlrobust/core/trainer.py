@@ -146,6 +146,25 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+def check_resumable_agent(run_dir: Path, manifest: Mapping[str, Any], agent: Agent) -> None:
+    """Refuse to resume ``agent`` from a checkpoint (its ``manifest``) of another agent or of other
+    hyperparameters, naming each differing one."""
+    if manifest["agent"] != agent.name:
+        raise CheckpointError(
+            f"run dir {run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
+            f"cannot resume agent {agent.name!r} from it; use another run_dir or resume=never"
+        )
+    current = config_to_dict(agent.config)
+    saved = manifest.get("agent_config", {})
+    differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    if differing:
+        raise CheckpointError(
+            f"run dir {run_dir} was trained with other hyperparameters ("
+            + ", ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differing)
+            + "); resume with the same config, or use another run_dir or resume=never"
+        )
+
+
 class Trainer:
     """Runs one training job; see the module docstring.
 
@@ -337,20 +356,7 @@ class Trainer:
             return "fresh start"
         # Loaded on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
         manifest, payload = load_payload(latest, "cpu")
-        if manifest["agent"] != self.agent.name:
-            raise CheckpointError(
-                f"run dir {self.run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
-                f"cannot resume agent {self.agent.name!r} from it; use another run_dir or resume=never"
-            )
-        current = config_to_dict(self.agent.config)
-        saved = manifest.get("agent_config", {})
-        differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
-        if differing:
-            raise CheckpointError(
-                f"run dir {self.run_dir} was trained with other hyperparameters ("
-                + ", ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differing)
-                + "); resume with the same config, or use another run_dir or resume=never"
-            )
+        check_resumable_agent(self.run_dir, manifest, self.agent)
         state = payload["trainer_state"]
         saved_data = state.get("dataset_fingerprint")
         if self.offline and saved_data is not None and saved_data != self._dataset_fingerprint:

@@ -114,6 +114,7 @@ def test_corruption_settings_count_for_corrupted_runs_only_and_old_run_dirs_are_
     assert "1 run dir(s) predate data.json, their data is not checked" in capsys.readouterr().out
     assert again["runs"]["bc/clean"]["seeds"][0]["final"] is not None
     assert not (tmp_path / "runs" / "bc-clean-s0" / "data.json").exists()  # not stamped after the fact
+    assert again["runs"]["bc/clean"]["data_identity"] is None  # and reported as unverified
 
 
 def test_bad_attack_and_agent_names_list_the_valid_ones(tmp_path):

@@ -99,6 +99,13 @@ def test_resume_with_another_env_perturbation_or_seed_is_refused_naming_the_chan
         rlrobust.train("iqn", "cartpole", total_steps=200, seed=1, **kw)
     with pytest.raises(CheckpointError, match="env.id: 'CartPole-v1' there, 'Acrobot-v1' now"):
         rlrobust.train("iqn", "Acrobot-v1", total_steps=200, **kw)
+    with pytest.raises(CheckpointError, match="other hyperparameters \\(learning_starts: 50 there, 60 now"):
+        rlrobust.train(
+            "iqn",
+            "cartpole",
+            total_steps=200,
+            **{**kw, "agent_kwargs": {"learning_starts": 60, "net_arch": [16]}},
+        )
     assert (tmp_path / "run" / "config.yaml").read_text() == config  # nothing was written
     assert rlrobust.train("iqn", "CartPole-v1", total_steps=200, **kw).metrics["steps"] == 200
 
