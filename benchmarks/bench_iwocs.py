@@ -125,13 +125,14 @@ def _pin_settings(root: Path, settings: BenchSettings) -> None:
     mine = asdict(settings)
     if path.exists():
         pinned = json.loads(path.read_text())
-        differing = sorted(k for k in mine if k != "seeds" and pinned.get(k) != mine[k])
-        if differing:
-            from rlrobust.core.errors import ConfigError
+        from rlrobust.core.errors import ConfigError, describe_differences
 
+        compared = [k for k in mine if k != "seeds"]
+        differing = describe_differences({k: pinned.get(k) for k in compared}, {k: mine[k] for k in compared})
+        if differing:
             raise ConfigError(
                 f"{root} holds a benchmark with other settings ("
-                + "; ".join(f"{k}: {pinned.get(k)!r} there, {mine[k]!r} now" for k in differing)
+                + "; ".join(differing)
                 + "); rerun with those settings to resume it, or use another --root"
             )
         mine["seeds"] = sorted(set(pinned.get("seeds", [])) | set(settings.seeds))

@@ -47,7 +47,7 @@ from torch.nn import functional as F
 
 import rlrobust
 from rlrobust.agents.riql import IQL_BASELINE
-from rlrobust.core.errors import ConfigError, choices
+from rlrobust.core.errors import ConfigError, choices, describe_differences
 from rlrobust.core.types import TransitionBatch
 from rlrobust.data import D4RL_REF_SCORES, corrupt, normalized_score
 
@@ -526,10 +526,24 @@ def configurations(
 
 #: the seed of every corrupted copy (which transitions, and their noise)
 CORRUPTION_SEED = 0
-#: the corruption settings of every report written before reports recorded each run's data
-LEGACY_CORRUPTION = {"rate": 0.3, "scale": 1.0, "seed": 0}
+#: (rate, scale) of every corrupted copy in reports written before they recorded each run's data
+#: (all with corruption seed 0, :data:`CORRUPTION_SEED`)
+LEGACY_CORRUPTION = (0.3, 1.0)
 #: each run dir's record of the data it trains on (``_train_run`` writes it, ``offline`` checks it)
 DATA_FILE = "data.json"
+
+
+def data_identity(fingerprint: str, attack: str, rate: float, scale: float) -> dict[str, Any]:
+    """What a run trains on: the dataset's fingerprint (not its name: an id and a path can hold
+    the same data) and the corruption applied; the clean data does not depend on its settings."""
+    corrupted = attack != "clean"
+    return {
+        "fingerprint": fingerprint,
+        "attack": attack,
+        "rate": rate if corrupted else None,
+        "scale": scale if corrupted else None,
+        "corruption_seed": CORRUPTION_SEED if corrupted else None,
+    }
 
 
 def _recorded_data(run_dir: Path) -> dict[str, Any] | None:
@@ -558,12 +572,7 @@ def check_run_data(jobs: list[dict[str, Any]]) -> None:
             if (run_dir / "checkpoints").exists():
                 unchecked.append(str(run_dir))
         elif recorded != expected:
-            changes = ", ".join(
-                f"{k}: {recorded.get(k)!r} there, {expected.get(k)!r} now"
-                for k in sorted(set(recorded) | set(expected))
-                if recorded.get(k) != expected.get(k)
-            )
-            wrong.append(f"{run_dir} ({changes})")
+            wrong.append(f"{run_dir} ({', '.join(describe_differences(recorded, expected))})")
     if unchecked:
         print(
             f"{len(unchecked)} run dir(s) predate {DATA_FILE}, their data is not checked: {', '.join(unchecked)}"
@@ -681,17 +690,7 @@ def offline(
             "eval_episodes": eval_episodes,
             "final_eval_episodes": final_eval_episodes,
             "run_dir": str(root / f"{c['agent']}-{c['data']}-s{s}"),
-            "data_identity": {  # the fingerprint, not the name: an id and a path can hold the same data
-                "fingerprint": fingerprint,
-                "attack": c["data"],
-                # the clean data does not depend on the corruption settings
-                **dict.fromkeys(("rate", "scale", "corruption_seed")),
-                **(
-                    {}
-                    if c["data"] == "clean"
-                    else {"rate": rate, "scale": scale, "corruption_seed": CORRUPTION_SEED}
-                ),
-            },
+            "data_identity": data_identity(fingerprint, c["data"], rate, scale),
         }
         for s in seeds
         for c in configs
@@ -756,7 +755,7 @@ def report(
             "curve": curve,
         }
     # What the runs trained on (the same dataset id can hold other data, e.g. rebuilt elsewhere).
-    data_identity = {
+    dataset_record = {
         "id": data.metadata.get("dataset_id"),
         "transitions": len(data),
         "fingerprint": data.fingerprint(),
@@ -786,7 +785,7 @@ def report(
         "note": note,
         "behaviour": behaviour,
         "behaviour_score": behaviour_score,
-        "dataset": data_identity,
+        "dataset": dataset_record,
         "gradient_steps": gradient_steps,
         "runs": runs,
         "summary": summary,
@@ -865,11 +864,7 @@ def _merge_recorded(
         if "data_identity" in recorded:
             same_data = recorded["data_identity"] == job["data_identity"]
         else:
-            legacy = {
-                "rate": job["rate"],
-                "scale": job["scale"],
-                "seed": CORRUPTION_SEED,
-            } == LEGACY_CORRUPTION
+            legacy = (job["rate"], job["scale"]) == LEGACY_CORRUPTION
             same_data = old.get("behaviour_score") == behaviour_score and (job["data"] == "clean" or legacy)
         if not same_data:
             skipped.add(_key(job))

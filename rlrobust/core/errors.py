@@ -6,7 +6,8 @@ without reading the source.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class RlrobustError(Exception):
@@ -48,3 +49,21 @@ class MissingDependencyError(RlrobustError, ImportError):
 def choices(valid: Iterable[object]) -> str:
     """Format valid options for an error message: ``'a', 'b', 'c'``."""
     return ", ".join(repr(v) for v in sorted(valid, key=str))
+
+
+def describe_differences(
+    saved: Mapping[str, Any], current: Mapping[str, Any], *, nested: bool = False
+) -> list[str]:
+    """``"key: <saved> there, <current> now"`` for each key whose values differ, in key order (a key
+    missing on one side counts as None); with ``nested``, one level into values that are mappings
+    on both sides (``"key.sub: ..."``), so that the message names the entry that changed."""
+    out = []
+    for key in sorted(set(saved) | set(current), key=str):
+        old, new = saved.get(key), current.get(key)
+        if old == new:
+            continue
+        if nested and isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += [f"{key}.{line}" for line in describe_differences(old, new)]
+        else:
+            out.append(f"{key}: {old!r} there, {new!r} now")
+    return out

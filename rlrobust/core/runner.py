@@ -20,7 +20,14 @@ import gymnasium as gym
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
-from rlrobust.core.errors import ConfigError, UnknownAgentError, choices
+from rlrobust.core.checkpoint import dataset_fingerprint, list_checkpoints, read_manifest
+from rlrobust.core.errors import (
+    CheckpointError,
+    ConfigError,
+    UnknownAgentError,
+    choices,
+    describe_differences,
+)
 from rlrobust.core.registry import list_agents, make_agent
 from rlrobust.core.runlock import hold_run_dir
 from rlrobust.core.trackers import make_tracker, report_files
@@ -247,8 +254,6 @@ def run_identity(cfg: DictConfig, *, env_is_object: bool, dataset: Any) -> dict[
     Spelling does not count: ``"hopper"`` (a conf option) and ``"Hopper-v5"`` (a raw id) are the
     same env; an env passed as an object or factory is recorded as ``"custom"`` (not checked).
     """
-    from rlrobust.core.checkpoint import dataset_fingerprint
-
     env = plain_dict(cfg.env)
     pert = cfg.get("perturbation")
     identity = {
@@ -267,32 +272,10 @@ def run_identity(cfg: DictConfig, *, env_is_object: bool, dataset: Any) -> dict[
     return cast(dict[str, Any], json.loads(json.dumps(identity, sort_keys=True, default=str)))
 
 
-def _identity_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """``"key: <saved> there, <current> now"`` per entry of ``current`` that ``saved`` holds with
-    another value, one level into mappings (a key missing on one side counts as None)."""
-    out = []
-    for key, new in current.items():
-        if key not in saved or saved[key] == new or new == "custom" or saved[key] == "custom":
-            continue
-        old = saved[key]
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            out += [
-                f"{key}.{sub}: {old.get(sub)!r} there, {new.get(sub)!r} now"
-                for sub in sorted(set(old) | set(new))
-                if old.get(sub) != new.get(sub)
-            ]
-        else:
-            out.append(f"{key}: {old!r} there, {new!r} now")
-    return out
-
-
 def check_same_run(run_dir: Path, identity: dict[str, Any], agent: Any) -> None:
     """Refuse to resume ``run_dir`` when its newest readable checkpoint was trained on another
     task, seed or dataset than ``identity`` (:func:`run_identity`) describes, or by another agent
     or hyperparameters than ``agent``'s (the trainer checks those again when it loads)."""
-    from rlrobust.core.checkpoint import list_checkpoints, read_manifest
-    from rlrobust.core.errors import CheckpointError
-
     for path in reversed(list_checkpoints(run_dir / "checkpoints")):
         try:
             manifest = read_manifest(path)
@@ -302,7 +285,11 @@ def check_same_run(run_dir: Path, identity: dict[str, Any], agent: Any) -> None:
         saved = manifest.get("run_config", {}).get(IDENTITY_KEY)
         if saved is None:  # written before identities were recorded: nothing to compare
             return
-        changed = _identity_differences(saved, identity)
+        # Only the entries both record count; an env passed as an object ("custom") is not compared.
+        shared = [k for k in identity if k in saved and "custom" not in (saved[k], identity[k])]
+        changed = describe_differences(
+            {k: saved[k] for k in shared}, {k: identity[k] for k in shared}, nested=True
+        )
         if changed:
             raise CheckpointError(
                 f"run dir {run_dir} holds a run of another task, seed or dataset ({'; '.join(changed)}); "

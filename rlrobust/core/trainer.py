@@ -62,7 +62,7 @@ from rlrobust.core.checkpoint import (
 )
 from rlrobust.core.collector import VECTORIZATION, Collector, make_vector_env
 from rlrobust.core.episodes import run_episodes
-from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices
+from rlrobust.core.errors import CheckpointError, ConfigError, NonFiniteError, choices, describe_differences
 from rlrobust.core.interfaces import Agent, HasReplayGenerations, Hooks, Schedule
 from rlrobust.core.logging import RunLogger
 from rlrobust.core.replay import FLOAT32_FIELDS, ReplayBuffer
@@ -154,13 +154,11 @@ def check_resumable_agent(run_dir: Path, manifest: Mapping[str, Any], agent: Age
             f"run dir {run_dir} holds a checkpoint of agent {manifest['agent']!r}, "
             f"cannot resume agent {agent.name!r} from it; use another run_dir or resume=never"
         )
-    current = config_to_dict(agent.config)
-    saved = manifest.get("agent_config", {})
-    differing = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+    differing = describe_differences(manifest.get("agent_config", {}), config_to_dict(agent.config))
     if differing:
         raise CheckpointError(
             f"run dir {run_dir} was trained with other hyperparameters ("
-            + ", ".join(f"{k}: {saved.get(k)!r} there, {current.get(k)!r} now" for k in differing)
+            + ", ".join(differing)
             + "); resume with the same config, or use another run_dir or resume=never"
         )
 

@@ -64,9 +64,8 @@ def test_resumes_unfinished_runs_and_skips_finished_ones(tmp_path, capsys):
     assert fourth["finished"] == 3
     assert fourth["dataset"]["fingerprint"] == results["dataset"]["fingerprint"]
     legacy = json.loads((tmp_path / "out" / "results.json").read_text())
-    for entry in legacy[
-        "runs"
-    ].values():  # a report from before data identities: matched on the data's mean score
+    # A report from before data identities: matched on the data's mean score.
+    for entry in legacy["runs"].values():
         del entry["data_identity"]
     (tmp_path / "out" / "results.json").write_text(json.dumps(legacy))
     fifth = bench_offline.offline(gradient_steps=10, report_only=True, **kw)
